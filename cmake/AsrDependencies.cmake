@@ -1,0 +1,32 @@
+# Every third-party dependency is found here, once. All come from Debian
+# packages (scripts/install-deps.sh) except LibTorch on GPU machines, where
+# Torch_DIR points at the PyTorch wheel's cmake prefix.
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)
+pkg_check_modules(SOXR REQUIRED IMPORTED_TARGET soxr)
+pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+find_package(HDF5 REQUIRED COMPONENTS C)
+if(NOT TARGET hdf5::hdf5)
+  add_library(hdf5::hdf5 INTERFACE IMPORTED)
+  target_include_directories(hdf5::hdf5 INTERFACE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
+  target_link_libraries(hdf5::hdf5 INTERFACE ${HDF5_C_LIBRARIES} ${HDF5_LIBRARIES})
+  target_compile_definitions(hdf5::hdf5 INTERFACE ${HDF5_DEFINITIONS})
+endif()
+find_package(spdlog REQUIRED)
+find_package(fmt REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(tomlplusplus REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(MPI REQUIRED COMPONENTS CXX)
+
+find_package(Torch REQUIRED)
+# Torch's exported flags are a plain variable, not a target: wrap them once.
+add_library(asr_torch INTERFACE)
+target_link_libraries(asr_torch INTERFACE ${TORCH_LIBRARIES})
+target_include_directories(asr_torch INTERFACE ${TORCH_INCLUDE_DIRS})
+separate_arguments(_asr_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
+target_compile_options(asr_torch INTERFACE ${_asr_torch_flags})
+if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES OR CUDA_FOUND)
+  target_compile_definitions(asr_torch INTERFACE ASR_WITH_CUDA=1)
+endif()

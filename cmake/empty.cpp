@@ -1,0 +1,1 @@
+// Placeholder translation unit for a module or PCH holder with no sources yet.
