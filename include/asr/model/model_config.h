@@ -1,0 +1,57 @@
+// Every size of the model, as a plain struct (no torch, no TOML): the config
+// module fills it from [model], checkpoints store it, the decoder rebuilds
+// the model from it. Defaults are the documented defaults of configs/base.toml.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace asr {
+
+struct FrontendConfig {
+  std::string kind = "waveform";  // "waveform" (the seed's) or "logmel"
+  // waveform: average pool, then one residual downsampling block per stride.
+  int pool = 3;
+  std::vector<int> strides = {4, 4, 4, 4};
+  int kernel = 8;
+  int hidden = 0;  // channels inside the blocks; 0 = d_model / 2
+  // logmel: STFT features then conv subsampling to the same frame rate.
+  int n_mels = 80;
+  int n_fft = 400;
+  int hop = 160;
+  std::vector<int> subsample_strides = {2, 2, 2};
+  std::string norm = "group";  // "batch", "group", "layer" (all ignore padding)
+  int norm_groups = 8;
+};
+
+struct EncoderConfig {
+  int d_model = 256;
+  int layers = 8;
+  int heads = 4;
+  int ff_mult = 4;
+  double dropout = 0.1;
+  bool pre_ln = true;
+};
+
+struct RvqConfig {
+  bool enabled = true;
+  int codebooks = 4;
+  int codes = 1024;
+  double commitment = 0.25;
+  bool ema = false;           // EMA codebook updates instead of the codebook loss
+  double ema_decay = 0.99;
+  bool kmeans_init = true;    // initialize codebooks from the first batch
+  int kmeans_iters = 10;
+  int dead_code_threshold = 2;  // a code used fewer times than this in a window is restarted
+  int dead_code_window = 100;   // steps between dead-code checks
+};
+
+struct ModelConfig {
+  int sample_rate = 16000;
+  int vocab_size = 0;  // from the tokenizer; CTC blank is id 0 (see docs/data-format.md)
+  FrontendConfig frontend;
+  EncoderConfig encoder;
+  RvqConfig rvq;
+};
+
+}  // namespace asr
