@@ -6,6 +6,7 @@
 // waiting in a collective), and N ranks see exactly the utterances one rank
 // would see in the same step.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -1,0 +1,28 @@
+// asr_ddp's command line. Flags override the config file; --set overrides any key.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace asr {
+
+struct TrainCliOptions {
+  std::string config_path;
+  std::optional<std::string> data_dir;
+  std::optional<std::string> run_dir;
+  std::optional<int64_t> max_steps;
+  std::optional<int64_t> checkpoint_every;
+  std::optional<std::string> resume;  // "auto" or a checkpoint path
+  std::optional<uint64_t> seed;
+  bool eval_only = false;
+  std::vector<std::string> overrides;  // section.key=value, applied in order
+
+  // The flags as --set style overrides, after the user's own --set list, so
+  // that all of them go through the config's validation with the same errors.
+  std::vector<std::string> as_overrides() const;
+};
+
+// Parses argv. Returns nullopt after printing --help; throws asr::Error on bad usage.
+std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv);
+
+}  // namespace asr
