@@ -1,0 +1,273 @@
+#include "asr/data/dataset.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+
+#include "asr/audio/audio_io.h"
+#include "asr/core/atomic_file.h"
+#include "asr/core/crc32c.h"
+#include "asr/core/error.h"
+#include "asr/data/shard_format.h"
+#include "h5.h"
+
+namespace asr {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+using AudioPtr = std::shared_ptr<const std::vector<int16_t>>;
+
+struct Shard {
+  std::string path;
+  h5::Handle file;
+  size_t first = 0;  // index of its first utterance in the split
+  int64_t audio_length = 0;
+  std::vector<int64_t> offsets, token_offsets;
+  std::vector<int32_t> tokens;
+};
+
+struct CacheEntry {
+  bool present = false;
+  std::shared_future<AudioPtr> audio;
+  uint64_t last_use = 0;
+  size_t bytes = 0;
+};
+
+void check_offsets(const std::vector<int64_t>& off, size_t n, int64_t total, const std::string& name,
+                   const std::string& path) {
+  if (off.size() != n + 1) throw Error(path + ": '" + name + "' has " + std::to_string(off.size()) +
+                                       " entries, expected " + std::to_string(n + 1) + " (corrupt shard?)");
+  if (off.front() != 0 || off.back() != total)
+    throw Error(path + ": '" + name + "' does not span its data (corrupt shard?)");
+  for (size_t i = 1; i < off.size(); ++i)
+    if (off[i] < off[i - 1]) throw Error(path + ": '" + name + "' is not ascending (corrupt shard?)");
+}
+
+}  // namespace
+
+struct Dataset::Impl {
+  std::string dir, split, tokenizer_path;
+  json manifest;
+  int sample_rate = 0;
+  size_t cache_limit = 0;
+  std::vector<Shard> shards;
+  std::vector<size_t> shard_of;  // utterance -> shard
+  std::vector<std::string> ids, text, normalized;
+
+  mutable std::mutex cache_mutex;
+  mutable std::vector<CacheEntry> cache;
+  mutable size_t cache_bytes = 0;
+  mutable uint64_t tick = 0;
+
+  ~Impl() {
+    std::lock_guard<std::mutex> lock(h5::global_mutex());
+    shards.clear();
+  }
+
+  AudioPtr load_shard_audio(size_t s) const {
+    const Shard& sh = shards[s];
+    auto audio = std::make_shared<std::vector<int16_t>>(static_cast<size_t>(sh.audio_length));
+    std::lock_guard<std::mutex> lock(h5::global_mutex());
+    h5::read_int16_range(sh.file.get(), shard::kAudio, 0, sh.audio_length, audio->data(), sh.path);
+    return audio;
+  }
+
+  // The whole-shard audio from the cache, loading it if needed. Only one
+  // thread loads a given shard; others wait on the same future.
+  AudioPtr shard_audio(size_t s) const {
+    std::promise<AudioPtr> promise;
+    std::shared_future<AudioPtr> future;
+    bool loader = false;
+    {
+      std::lock_guard<std::mutex> lock(cache_mutex);
+      CacheEntry& e = cache[s];
+      if (!e.present) {
+        e.present = true;
+        e.audio = promise.get_future().share();
+        e.bytes = static_cast<size_t>(shards[s].audio_length) * sizeof(int16_t);
+        cache_bytes += e.bytes;
+        loader = true;
+      }
+      e.last_use = ++tick;
+      future = e.audio;
+      if (loader) evict_locked(s);
+    }
+    if (loader) {
+      try {
+        promise.set_value(load_shard_audio(s));
+      } catch (...) {
+        promise.set_exception(std::current_exception());
+        std::lock_guard<std::mutex> lock(cache_mutex);
+        if (cache[s].present) {
+          cache[s].present = false;
+          cache_bytes -= cache[s].bytes;
+        }
+      }
+    }
+    return future.get();
+  }
+
+  // Drops least recently used shards other than `keep` until under the limit.
+  // Threads still holding a dropped shard's pointer keep it alive.
+  void evict_locked(size_t keep) const {
+    while (cache_bytes > cache_limit) {
+      size_t victim = cache.size();
+      for (size_t i = 0; i < cache.size(); ++i)
+        if (i != keep && cache[i].present && (victim == cache.size() || cache[i].last_use < cache[victim].last_use))
+          victim = i;
+      if (victim == cache.size()) return;
+      cache[victim].present = false;
+      cache[victim].audio = {};
+      cache_bytes -= cache[victim].bytes;
+    }
+  }
+
+  void read_audio(size_t i, std::vector<float>& out) const {
+    const Shard& sh = shards[shard_of[i]];
+    size_t local = i - sh.first;
+    int64_t begin = sh.offsets[local], count = sh.offsets[local + 1] - begin;
+    const size_t shard_bytes = static_cast<size_t>(sh.audio_length) * sizeof(int16_t);
+    if (shard_bytes <= cache_limit) {
+      AudioPtr audio = shard_audio(shard_of[i]);
+      out = from_int16(audio->data() + begin, static_cast<size_t>(count));
+      return;
+    }
+    std::vector<int16_t> pcm(static_cast<size_t>(count));
+    {
+      std::lock_guard<std::mutex> lock(h5::global_mutex());
+      h5::read_int16_range(sh.file.get(), shard::kAudio, begin, count, pcm.data(), sh.path);
+    }
+    out = from_int16(pcm.data(), pcm.size());
+  }
+};
+
+Dataset::Dataset(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Dataset::Dataset(Dataset&&) noexcept = default;
+Dataset& Dataset::operator=(Dataset&&) noexcept = default;
+Dataset::~Dataset() = default;
+
+Dataset Dataset::open(const std::string& dir, const std::string& split, bool verify_checksums, size_t cache_bytes) {
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  impl->split = split;
+  impl->cache_limit = cache_bytes;
+  const fs::path root(dir);
+  const std::string manifest_path = (root / "manifest.json").string();
+  if (!fs::exists(manifest_path))
+    throw Error(manifest_path + " not found: is " + dir + " an asr_preprocess output directory?");
+  try {
+    impl->manifest = json::parse(read_file(manifest_path));
+  } catch (const json::exception& e) {
+    throw Error(manifest_path + " is not valid JSON (" + e.what() + ")");
+  }
+  const json& m = impl->manifest;
+  try {
+    if (m.value("format", std::string()) != shard::kFormatName)
+      throw Error(manifest_path + " is not an asr_preprocess manifest (format is not '" +
+                  std::string(shard::kFormatName) + "')");
+    int version = m.at("format_version").get<int>();
+    if (version != shard::kFormatVersion)
+      throw Error(manifest_path + " has format version " + std::to_string(version) + " but this build reads " +
+                  std::to_string(shard::kFormatVersion) + "; re-run asr_preprocess");
+    impl->sample_rate = m.at("sample_rate").get<int>();
+    const json& tok = m.at("tokenizer");
+    impl->tokenizer_path = (root / tok.at("file").get<std::string>()).string();
+    if (!m.at("splits").contains(split))
+      throw Error(manifest_path + " has no split '" + split + "' (expected train, val or test)");
+    const json& sj = m.at("splits").at(split);
+
+    if (verify_checksums) {
+      if (!fs::exists(impl->tokenizer_path)) throw Error(impl->tokenizer_path + " is missing");
+      std::string crc = crc32c_file_hex(impl->tokenizer_path);
+      if (crc != tok.at("crc32c").get<std::string>())
+        throw Error(impl->tokenizer_path + ": checksum mismatch (crc32c " + crc + ", manifest says " +
+                    tok.at("crc32c").get<std::string>() + "); the file is corrupt");
+    }
+
+    std::lock_guard<std::mutex> lock(h5::global_mutex());
+    for (const json& sm : sj.at("shards")) {
+      Shard sh;
+      sh.path = (root / sm.at("file").get<std::string>()).string();
+      if (!fs::exists(sh.path)) throw Error(sh.path + ": shard listed in " + manifest_path + " is missing");
+      if (verify_checksums) {
+        std::string crc = crc32c_file_hex(sh.path);
+        std::string want = sm.at("crc32c").get<std::string>();
+        if (crc != want)
+          throw Error(sh.path + ": checksum mismatch (crc32c " + crc + ", manifest says " + want +
+                      "); the shard is corrupt, re-run asr_preprocess");
+      }
+      sh.file = h5::open_file(sh.path);
+      hid_t f = sh.file.get();
+      if (h5::read_int_attribute(f, shard::kAttrFormatVersion, sh.path) != shard::kFormatVersion)
+        throw Error(sh.path + ": shard format version differs from the manifest's");
+      if (h5::read_int_attribute(f, shard::kAttrSampleRate, sh.path) != impl->sample_rate)
+        throw Error(sh.path + ": sample rate differs from the manifest's");
+      auto ids = h5::read_strings(f, shard::kIds, sh.path);
+      auto text = h5::read_strings(f, shard::kText, sh.path);
+      auto norm = h5::read_strings(f, shard::kNormalized, sh.path);
+      sh.offsets = h5::read_int64(f, shard::kOffsets, sh.path);
+      sh.token_offsets = h5::read_int64(f, shard::kTokenOffsets, sh.path);
+      sh.tokens = h5::read_int32(f, shard::kTokens, sh.path);
+      sh.audio_length = h5::dataset_length(f, shard::kAudio, sh.path);
+      const size_t n = ids.size();
+      if (text.size() != n || norm.size() != n || n != sm.at("utterances").get<size_t>())
+        throw Error(sh.path + ": utterance count disagrees with " + manifest_path + " (corrupt shard?)");
+      check_offsets(sh.offsets, n, sh.audio_length, shard::kOffsets, sh.path);
+      check_offsets(sh.token_offsets, n, static_cast<int64_t>(sh.tokens.size()), shard::kTokenOffsets, sh.path);
+      sh.first = impl->ids.size();
+      for (size_t k = 0; k < n; ++k) {
+        impl->shard_of.push_back(impl->shards.size());
+        impl->ids.push_back(std::move(ids[k]));
+        impl->text.push_back(std::move(text[k]));
+        impl->normalized.push_back(std::move(norm[k]));
+      }
+      impl->shards.push_back(std::move(sh));
+    }
+  } catch (const json::exception& e) {
+    throw Error(manifest_path + " is missing a field or has a wrong type (" + e.what() + ")");
+  }
+  impl->cache.resize(impl->shards.size());
+  return Dataset(std::move(impl));
+}
+
+size_t Dataset::size() const { return impl_->ids.size(); }
+int Dataset::sample_rate() const { return impl_->sample_rate; }
+
+int64_t Dataset::num_samples(size_t i) const {
+  const Shard& sh = impl_->shards[impl_->shard_of.at(i)];
+  size_t local = i - sh.first;
+  return sh.offsets[local + 1] - sh.offsets[local];
+}
+
+double Dataset::duration(size_t i) const { return static_cast<double>(num_samples(i)) / impl_->sample_rate; }
+const std::string& Dataset::id(size_t i) const { return impl_->ids.at(i); }
+
+size_t Dataset::num_tokens(size_t i) const {
+  const Shard& sh = impl_->shards[impl_->shard_of.at(i)];
+  size_t local = i - sh.first;
+  return static_cast<size_t>(sh.token_offsets[local + 1] - sh.token_offsets[local]);
+}
+
+Dataset::Utterance Dataset::get(size_t i) const {
+  if (i >= size()) throw std::out_of_range("Dataset::get: index " + std::to_string(i) + " >= size " + std::to_string(size()));
+  Utterance u;
+  u.id = impl_->ids[i];
+  u.text = impl_->text[i];
+  u.normalized = impl_->normalized[i];
+  const Shard& sh = impl_->shards[impl_->shard_of[i]];
+  size_t local = i - sh.first;
+  u.tokens.assign(sh.tokens.begin() + sh.token_offsets[local], sh.tokens.begin() + sh.token_offsets[local + 1]);
+  impl_->read_audio(i, u.audio);
+  return u;
+}
+
+std::string Dataset::tokenizer_path() const { return impl_->tokenizer_path; }
+const nlohmann::json& Dataset::manifest() const { return impl_->manifest; }
+const std::string& Dataset::split() const { return impl_->split; }
+const std::string& Dataset::dir() const { return impl_->dir; }
+
+}  // namespace asr
