@@ -1,17 +1,74 @@
 #include "asr/text/tokenizer.h"
 
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
+#include <dlfcn.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <mutex>
 #include <unordered_map>
 
 #include "asr/core/atomic_file.h"
 #include "asr/core/error.h"
+#include "spm/spm_api.h"
 
 namespace asr {
 
+namespace {
+
+// Where asr_sentencepiece.so may be: $ASR_SPM_MODULE, beside the running
+// executable (and ../lib/ for installed layouts), then the build tree.
+std::vector<std::string> module_candidates() {
+  std::vector<std::string> out;
+  if (const char* env = std::getenv("ASR_SPM_MODULE"); env && *env) out.push_back(env);
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    out.push_back((exe.parent_path() / "asr_sentencepiece.so").string());
+    out.push_back((exe.parent_path() / ".." / "lib" / "asr_sentencepiece.so").string());
+    out.push_back((exe.parent_path() / ".." / "asr_sentencepiece.so").string());
+  }
+#ifdef ASR_SPM_MODULE_PATH
+  out.push_back(ASR_SPM_MODULE_PATH);
+#endif
+  return out;
+}
+
+const spm::Api& spm_api() {
+  static const spm::Api* api = nullptr;
+  static std::string failure;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::string tried;
+    for (const auto& path : module_candidates()) {
+      if (!std::filesystem::exists(path)) {
+        tried += "\n  " + path + " (absent)";
+        continue;
+      }
+      // RTLD_DEEPBIND: the module's protobuf binds to its own copy, not to LibTorch's (spm_api.h).
+      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (!handle) {
+        tried += "\n  " + path + " (" + dlerror() + ")";
+        continue;
+      }
+      auto entry = reinterpret_cast<const spm::Api* (*)()>(dlsym(handle, spm::kEntryPoint));
+      if (!entry || entry()->version != spm::kApiVersion) {
+        tried += "\n  " + path + " (not a matching asr_sentencepiece module)";
+        continue;
+      }
+      api = entry();
+      return;
+    }
+    failure = "cannot load the sentencepiece module asr_sentencepiece.so; looked at:" + tried +
+              "\nset ASR_SPM_MODULE to its path or rebuild the project";
+  });
+  if (!api) throw Error(failure);
+  return *api;
+}
+
+}  // namespace
+
 struct Tokenizer::Impl {
-  sentencepiece::SentencePieceProcessor sp;
+  std::unique_ptr<spm::Processor> sp;
   std::string bytes;
 };
 
@@ -44,34 +101,22 @@ namespace {
 
 std::unique_ptr<Tokenizer::Impl> load_model(std::string bytes, const std::string& what) {
   auto impl = std::make_unique<Tokenizer::Impl>();
-  auto status = impl->sp.LoadFromSerializedProto(bytes);
-  if (!status.ok()) throw Error(what + " is not a sentencepiece model: " + status.ToString());
-  if (impl->sp.pad_id() != 0 || impl->sp.unk_id() != 1 || impl->sp.bos_id() >= 0 || impl->sp.eos_id() >= 0)
+  std::string error;
+  impl->sp.reset(spm_api().load(bytes, &error));
+  if (!impl->sp) throw Error(what + " is not a sentencepiece model: " + error);
+  if (impl->sp->pad_id() != 0 || impl->sp->unk_id() != 1 || impl->sp->bos_id() >= 0 || impl->sp->eos_id() >= 0)
     throw Error(what + " does not follow the CTC convention (pad/blank id 0, unk id 1, no bos/eos); "
                 "train it with asr_preprocess");
   impl->bytes = std::move(bytes);
   return impl;
 }
 
-class VectorIterator : public sentencepiece::SentenceIterator {
- public:
-  explicit VectorIterator(const std::vector<std::string>& v) : v_(v) {}
-  bool done() const override { return i_ >= v_.size(); }
-  void Next() override { ++i_; }
-  const std::string& value() const override { return v_[i_]; }
-  sentencepiece::util::Status status() const override { return {}; }
-
- private:
-  const std::vector<std::string>& v_;
-  size_t i_ = 0;
-};
-
 }  // namespace
 
 std::vector<int> Tokenizer::encode(const std::string& text) const {
   std::vector<int> ids;
-  auto status = impl_->sp.Encode(text, &ids);
-  if (!status.ok()) throw Error("tokenizer cannot encode text: " + status.ToString());
+  std::string error;
+  if (!impl_->sp->encode(text, &ids, &error)) throw Error("tokenizer cannot encode text: " + error);
   return ids;
 }
 
@@ -82,17 +127,17 @@ std::string Tokenizer::decode(const std::vector<int>& ids) const {
   for (int id : ids)
     if (id > 0 && id < n) kept.push_back(id);  // blanks and out-of-range ids carry no text
   std::string text;
-  auto status = impl_->sp.Decode(kept, &text);
-  if (!status.ok()) throw Error("tokenizer cannot decode ids: " + status.ToString());
+  std::string error;
+  if (!impl_->sp->decode(kept, &text, &error)) throw Error("tokenizer cannot decode ids: " + error);
   return text;
 }
 
 std::string Tokenizer::id_to_piece(int id) const {
   if (id < 0 || id >= vocab_size()) return "";
-  return impl_->sp.IdToPiece(id);
+  return impl_->sp->id_to_piece(id);
 }
 
-int Tokenizer::vocab_size() const { return impl_->sp.GetPieceSize(); }
+int Tokenizer::vocab_size() const { return impl_->sp->piece_size(); }
 const std::string& Tokenizer::model_bytes() const { return impl_->bytes; }
 
 Tokenizer train_tokenizer(const std::vector<std::string>& sentences, const TokenizerTrainOptions& options) {
@@ -123,10 +168,8 @@ Tokenizer train_tokenizer(const std::vector<std::string>& sentences, const Token
       {"num_threads", "1"},
       {"minloglevel", "2"},
   };
-  VectorIterator it(sentences);
-  std::string model;
-  auto status = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);
-  if (!status.ok()) throw Error("tokenizer training failed: " + status.ToString());
+  std::string model, error;
+  if (!spm_api().train(sentences, args, &model, &error)) throw Error("tokenizer training failed: " + error);
   return Tokenizer::from_bytes(std::move(model));
 }
 
