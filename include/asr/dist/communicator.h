@@ -25,6 +25,16 @@ class CollectiveError : public asr::Error {
   using asr::Error::Error;
 };
 
+// An asynchronous all_reduce_sum in flight. wait() blocks until it is done
+// (its deadline counts from the launch) and throws CollectiveError on a
+// timeout or a dead peer. The tensors given at launch must stay alive and
+// untouched until wait() returns.
+class PendingReduce {
+ public:
+  virtual ~PendingReduce() = default;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -42,6 +52,17 @@ class Communicator {
   // Gathers one tensor of identical shape from every rank; result[r] is rank r's.
   virtual std::vector<at::Tensor> all_gather(const at::Tensor& tensor) = 0;
   virtual void barrier() = 0;
+
+  // Where collectives run: CPU for Gloo and local, cuda:local_rank for NCCL.
+  // Tensors elsewhere are accepted (copied over and back), just slower.
+  virtual c10::Device device() const { return c10::Device(c10::kCPU); }
+  // Starts an in-place sum and returns at once; the default is blocking.
+  // Used by GradientSynchronizer to overlap buckets with backward.
+  virtual std::unique_ptr<PendingReduce> all_reduce_sum_async(std::vector<at::Tensor>& tensors);
+  // Whether all_reduce_sum accepts bfloat16 (Debian's Gloo does not).
+  virtual bool supports_bfloat16() const { return true; }
+  // The timeout every collective is given.
+  virtual std::chrono::milliseconds timeout() const { return std::chrono::milliseconds(0); }
 
   // Conveniences built on the above (implemented once, in communicator.cpp).
   std::vector<double> all_reduce_sum(const std::vector<double>& values);

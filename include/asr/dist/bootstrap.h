@@ -1,0 +1,56 @@
+// Who am I and how do I reach the others: rank, world size and local rank
+// from mpirun, srun or torchrun-style variables, then one Communicator over
+// Gloo or NCCL. One binary runs under all three launchers, and as a single
+// process when none of them is present.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "asr/dist/communicator.h"
+
+namespace asr::dist {
+
+// The [dist] section of the config, mapped by the trainer.
+struct DistOptions {
+  std::string backend = "auto";    // auto | gloo | nccl; auto = NCCL when this rank has a GPU
+  double timeout_s = 300;          // every collective
+  double connect_timeout_s = 300;  // the rendezvous: ranks may start minutes apart on a cluster
+  double watchdog_margin_s = 30;   // a guarded call stuck past timeout + margin ends the process
+  std::string master_addr;         // overrides MASTER_ADDR and the derived address
+  int master_port = 0;             // overrides MASTER_PORT; 0 = from the environment or a free port
+};
+
+enum class Launcher { single, mpi, slurm, torchrun };
+const char* launcher_name(Launcher launcher);
+
+struct LaunchInfo {
+  Launcher launcher = Launcher::single;
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  int local_world_size = 1;
+  std::string master_addr;  // empty under MPI: rank 0 picks and broadcasts it
+  int master_port = 0;
+};
+
+// Reads a variable; nullptr when unset. Tests pass a map instead of getenv.
+using EnvLookup = std::function<const char*(const char*)>;
+
+// Decides the launcher from the environment without starting MPI. Precedence:
+// torchrun (RANK and WORLD_SIZE), MPI (OMPI_COMM_WORLD_SIZE, PMI_SIZE), Slurm
+// (SLURM_PROCID under srun), else a single process. Throws asr::Error naming
+// the variable when values are missing or inconsistent.
+LaunchInfo detect_launch(const EnvLookup& env = nullptr);
+
+// "gpu[03-05,9],cpu1" -> "gpu03": where rank 0 of a Slurm step runs.
+std::string first_host_of_nodelist(const std::string& nodelist);
+
+// Detects the launcher (calling MPI_Init under mpirun) and joins the group.
+std::unique_ptr<Communicator> make_communicator(const DistOptions& options);
+// Joins the group described by `launch` through a TCPStore hosted by rank 0
+// at master_addr:master_port. For launchers detect_launch does not know, and
+// for tests that run ranks as threads of one process.
+std::unique_ptr<Communicator> make_communicator(const DistOptions& options, const LaunchInfo& launch);
+
+}  // namespace asr::dist
