@@ -21,7 +21,7 @@ Batch load_batch(const Dataset& dataset, const std::vector<int64_t>& indices, co
     audio[k] = augment_waveform(utt.audio, dataset.sample_rate(), augment, seed, epoch, indices[k]);
     tokens[k] = std::move(utt.tokens);
     batch.ids[k] = std::move(utt.id);
-    batch.texts[k] = std::move(utt.text);
+    batch.texts[k] = std::move(utt.normalized);  // the CTC target text: what CER is measured on
   };
   if (pool && n > 1)
     pool->parallel_for(0, n, load_one);

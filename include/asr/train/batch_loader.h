@@ -25,7 +25,7 @@ struct Batch {
   torch::Tensor targets;         // [sum(target_lengths)] int64, concatenated token ids
   torch::Tensor target_lengths;  // [B] int64
   std::vector<int64_t> indices;  // utterance indices in the split
-  std::vector<std::string> ids, texts;
+  std::vector<std::string> ids, texts;  // texts: the normalized CTC target text
   int64_t step = 0;              // global step this batch belongs to (for checks and logs)
   double audio_seconds = 0;      // before padding
 
