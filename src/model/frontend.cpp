@@ -1,0 +1,228 @@
+#include "asr/model/frontend.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "asr/core/error.h"
+
+namespace asr::model {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+// Frames out of a conv (or pool) with this geometry, for `in` frames in;
+// never negative.
+at::Tensor conv_frames(const at::Tensor& in, int64_t kernel, int64_t stride, int64_t pad) {
+  return (torch::div(in + (2 * pad - kernel), stride, "floor") + 1).clamp_min(0);
+}
+
+std::vector<int64_t> to_vector(const at::Tensor& t) {
+  auto c = t.to(torch::kCPU).to(torch::kLong).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+// The valid samples of every utterance with frames to give, as [1, 1, L_b].
+std::vector<at::Tensor> utterances(const at::Tensor& waveform, const std::vector<int64_t>& samples,
+                                   const std::vector<int64_t>& frames, std::vector<int64_t>* active) {
+  std::vector<at::Tensor> xs;
+  for (size_t b = 0; b < samples.size(); ++b) {
+    if (samples[b] < 0 || samples[b] > waveform.size(1)) {
+      throw asr::Error("frontend: utterance " + std::to_string(b) + " claims " + std::to_string(samples[b]) +
+                       " samples but the batch holds " + std::to_string(waveform.size(1)));
+    }
+    if (frames[b] == 0) continue;
+    active->push_back(static_cast<int64_t>(b));
+    xs.push_back(waveform[b].narrow(0, 0, samples[b]).reshape({1, 1, samples[b]}));
+  }
+  return xs;
+}
+
+// Per-utterance [1, D, L'] maps into a zero-padded [B, max L', D] batch.
+at::Tensor pad_batch(const std::vector<at::Tensor>& maps, const std::vector<int64_t>& active,
+                     const std::vector<int64_t>& frames, int64_t d_model, const at::TensorOptions& opts) {
+  const int64_t t = frames.empty() ? 0 : *std::max_element(frames.begin(), frames.end());
+  std::vector<at::Tensor> rows(frames.size());
+  for (size_t i = 0; i < active.size(); ++i) {
+    const auto b = active[i];
+    if (maps[i].size(2) != frames[b]) {
+      throw asr::Error("frontend: internal length mismatch for utterance " + std::to_string(b));
+    }
+    rows[b] = maps[i].squeeze(0).t();
+  }
+  for (size_t b = 0; b < rows.size(); ++b) {
+    const int64_t have = rows[b].defined() ? rows[b].size(0) : 0;
+    auto tail = torch::zeros({t - have, d_model}, opts);
+    rows[b] = have == 0 ? tail : (have == t ? rows[b] : torch::cat({rows[b], tail}, 0));
+  }
+  return torch::stack(rows);
+}
+
+void require_positive(int value, const char* key) {
+  if (value < 1) {
+    throw asr::Error(std::string("model.frontend.") + key + ": must be at least 1, got " +
+                     std::to_string(value));
+  }
+}
+
+}  // namespace
+
+int64_t Frontend::output_length(int64_t samples) const {
+  return output_lengths(torch::tensor({samples}, torch::kLong)).item<int64_t>();
+}
+
+std::shared_ptr<Frontend> make_frontend(const ModelConfig& cfg) {
+  if (cfg.frontend.kind == "waveform") {
+    return std::make_shared<WaveformFrontend>(cfg.frontend, cfg.encoder.d_model);
+  }
+  if (cfg.frontend.kind == "logmel") {
+    return std::make_shared<LogMelFrontend>(cfg.frontend, cfg.sample_rate, cfg.encoder.d_model);
+  }
+  throw asr::Error("model.frontend.kind: unknown frontend '" + cfg.frontend.kind +
+                   "'; use \"waveform\" or \"logmel\"");
+}
+
+// ---------------------------------------------------------------- waveform
+
+WaveformFrontend::WaveformFrontend(const FrontendConfig& cfg, int64_t d_model)
+    : pool_(cfg.pool), kernel_(cfg.kernel) {
+  require_positive(cfg.pool, "pool");
+  require_positive(cfg.kernel, "kernel");
+  if (cfg.strides.empty()) throw asr::Error("model.frontend.strides: needs at least one stride");
+  const int64_t hidden = cfg.hidden > 0 ? cfg.hidden : d_model / 2;
+  if (hidden < 1) throw asr::Error("model.frontend.hidden: resolves to 0 channels; set it or d_model");
+  const NormKind norm = parse_norm_kind(cfg.norm);
+  int64_t in_ch = 1;
+  for (size_t i = 0; i < cfg.strides.size(); ++i) {
+    require_positive(cfg.strides[i], "strides");
+    Block b;
+    b.stride = cfg.strides[i];
+    // "Same" length for the full-rate conv, even for an even kernel.
+    b.pad_left = (kernel_ - 1) / 2;
+    b.pad_right = kernel_ - 1 - b.pad_left;
+    // Centres the strided kernel; 2 * pad < kernel keeps the 1x1 skip path
+    // at least as long as the main path, so the skip is only ever trimmed.
+    b.down_pad = std::max<int64_t>(0, (kernel_ - b.stride) / 2);
+    const std::string n = std::to_string(i);
+    b.conv = register_module("block" + n + "_conv",
+                             torch::nn::Conv1d(torch::nn::Conv1dOptions(in_ch, hidden, kernel_).bias(false)));
+    b.norm = register_module("block" + n + "_norm", MaskedNorm(norm, hidden, cfg.norm_groups));
+    b.down = register_module("block" + n + "_down",
+                             torch::nn::Conv1d(torch::nn::Conv1dOptions(hidden, hidden, kernel_)
+                                                   .stride(b.stride)
+                                                   .padding(b.down_pad)));
+    b.skip = register_module("block" + n + "_skip",
+                             torch::nn::Conv1d(torch::nn::Conv1dOptions(in_ch, hidden, 1).stride(b.stride)));
+    blocks_.push_back(b);
+    in_ch = hidden;
+  }
+  out_ = register_module("out", torch::nn::Conv1d(torch::nn::Conv1dOptions(in_ch, d_model, 1)));
+}
+
+at::Tensor WaveformFrontend::output_lengths(const at::Tensor& input_lengths) const {
+  auto len = conv_frames(input_lengths.to(torch::kLong), pool_, pool_, 0);
+  for (const auto& b : blocks_) len = conv_frames(len, kernel_, b.stride, b.down_pad);
+  return len;
+}
+
+FrontendOutput WaveformFrontend::forward(const at::Tensor& waveform, const at::Tensor& lengths) {
+  auto out_len = output_lengths(lengths);
+  const auto samples = to_vector(lengths), frames = to_vector(out_len);
+  std::vector<int64_t> active;
+  auto xs = utterances(waveform, samples, frames, &active);
+  for (auto& x : xs) x = at::avg_pool1d(x, {pool_}, {pool_});
+  for (auto& b : blocks_) {
+    std::vector<at::Tensor> hs;
+    for (const auto& x : xs) hs.push_back(b.conv->forward(F::pad(x, F::PadFuncOptions({b.pad_left, b.pad_right}))));
+    hs = b.norm->forward(hs);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      auto y = b.down->forward(torch::relu(hs[i]));
+      xs[i] = y + b.skip->forward(xs[i]).narrow(2, 0, y.size(2));
+    }
+  }
+  for (auto& x : xs) x = out_->forward(x);
+  return {pad_batch(xs, active, frames, out_->options.out_channels(), waveform.options()), out_len};
+}
+
+// ---------------------------------------------------------------- logmel
+
+at::Tensor mel_filterbank(int64_t sample_rate, int64_t n_fft, int64_t n_mels) {
+  const int64_t bins = n_fft / 2 + 1;
+  auto hz_to_mel = [](double hz) { return 2595.0 * std::log10(1.0 + hz / 700.0); };
+  auto mel_to_hz = [](double mel) { return 700.0 * (std::pow(10.0, mel / 2595.0) - 1.0); };
+  const double top = hz_to_mel(sample_rate / 2.0);
+  std::vector<double> edges(n_mels + 2);
+  for (int64_t i = 0; i < n_mels + 2; ++i) edges[i] = mel_to_hz(top * i / (n_mels + 1));
+  auto fb = torch::zeros({bins, n_mels});
+  auto acc = fb.accessor<float, 2>();
+  for (int64_t f = 0; f < bins; ++f) {
+    const double hz = static_cast<double>(f) * sample_rate / n_fft;
+    for (int64_t m = 0; m < n_mels; ++m) {
+      const double lo = edges[m], mid = edges[m + 1], hi = edges[m + 2];
+      double w = 0;
+      if (hz > lo && hz <= mid) w = (hz - lo) / (mid - lo);
+      else if (hz > mid && hz < hi) w = (hi - hz) / (hi - mid);
+      acc[f][m] = static_cast<float>(w);
+    }
+  }
+  return fb;
+}
+
+LogMelFrontend::LogMelFrontend(const FrontendConfig& cfg, int64_t sample_rate, int64_t d_model)
+    : n_fft_(cfg.n_fft), hop_(cfg.hop) {
+  require_positive(cfg.n_fft, "n_fft");
+  require_positive(cfg.hop, "hop");
+  require_positive(cfg.n_mels, "n_mels");
+  const int64_t hidden = cfg.hidden > 0 ? cfg.hidden : d_model / 2;
+  if (hidden < 1) throw asr::Error("model.frontend.hidden: resolves to 0 channels; set it or d_model");
+  const NormKind norm = parse_norm_kind(cfg.norm);
+  window_ = register_buffer("window", torch::hann_window(n_fft_, torch::TensorOptions().dtype(torch::kFloat)));
+  mel_ = register_buffer("mel", mel_filterbank(sample_rate, n_fft_, cfg.n_mels));
+  int64_t in_ch = cfg.n_mels;
+  for (size_t i = 0; i < cfg.subsample_strides.size(); ++i) {
+    const int s = cfg.subsample_strides[i];
+    require_positive(s, "subsample_strides");
+    strides_.push_back(s);
+    const std::string n = std::to_string(i);
+    convs_.push_back(register_module(
+        "conv" + n,
+        torch::nn::Conv1d(torch::nn::Conv1dOptions(in_ch, hidden, 2 * s - 1).stride(s).padding(s - 1).bias(false))));
+    norms_.push_back(register_module("norm" + n, MaskedNorm(norm, hidden, cfg.norm_groups)));
+    in_ch = hidden;
+  }
+  out_ = register_module("out", torch::nn::Conv1d(torch::nn::Conv1dOptions(in_ch, d_model, 1)));
+}
+
+at::Tensor LogMelFrontend::output_lengths(const at::Tensor& input_lengths) const {
+  auto len = conv_frames(input_lengths.to(torch::kLong), n_fft_, hop_, n_fft_ / 2);
+  for (int64_t s : strides_) len = conv_frames(len, 2 * s - 1, s, s - 1);
+  return len;
+}
+
+FrontendOutput LogMelFrontend::forward(const at::Tensor& waveform, const at::Tensor& lengths) {
+  auto out_len = output_lengths(lengths);
+  const auto samples = to_vector(lengths), frames = to_vector(out_len);
+  std::vector<int64_t> active;
+  auto xs = utterances(waveform, samples, frames, &active);
+  for (auto& x : xs) {
+    // Zero padding on both sides, not reflection: frame counts follow the
+    // plain conv arithmetic and the signal is never mirrored into features.
+    auto wav = F::pad(x.view({1, -1}), F::PadFuncOptions({n_fft_ / 2, n_fft_ / 2}));
+    auto spec = torch::stft(wav, n_fft_, hop_, n_fft_, window_, /*normalized=*/false,
+                            /*onesided=*/true, /*return_complex=*/true);
+    auto power = torch::view_as_real(spec).pow(2).sum(-1);         // [1, bins, frames]
+    auto mel = torch::matmul(power.transpose(1, 2), mel_);         // [1, frames, n_mels]
+    x = torch::log(mel + 1e-6).transpose(1, 2).contiguous();       // [1, n_mels, frames]
+  }
+  for (size_t i = 0; i < convs_.size(); ++i) {
+    for (auto& x : xs) x = convs_[i]->forward(x);
+    xs = norms_[i]->forward(xs);
+    for (auto& x : xs) x = torch::relu(x);
+  }
+  for (auto& x : xs) x = out_->forward(x);
+  return {pad_batch(xs, active, frames, out_->options.out_channels(), waveform.options()), out_len};
+}
+
+}  // namespace asr::model
