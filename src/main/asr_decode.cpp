@@ -1,1 +1,305 @@
-int main() { return 0; }
+// asr_decode: transcripts from a checkpoint and audio files or a
+// preprocessed dataset split, optionally scored against references.
+// Phases: options -> checkpoint -> inputs -> references -> LM -> decode ->
+// output -> scores -> summary. The work lives in src/decode; this file only
+// orders it and maps failures to exit statuses (docs/decoding.md).
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "asr/audio/audio_io.h"
+#include "asr/core/atomic_file.h"
+#include "asr/core/error.h"
+#include "asr/data/dataset.h"
+#include "asr/decode/char_lm.h"
+#include "asr/decode/decoder.h"
+#include "asr/decode/scoring.h"
+#include "asr/text/tokenizer.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Cli {
+  std::string checkpoint;
+  std::vector<std::string> inputs;
+  std::string list, data, split = "val", refs, format = "text", output, report;
+  std::string lm_text;
+  int lm_order = 6;
+  asr::DecodeOptions decode;
+  bool nbest_given = false;
+};
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// 1. Options. Returns nullopt after --help.
+std::optional<Cli> parse_cli(int argc, char** argv, int* exit_code) {
+  Cli c;
+  CLI::App app{"Transcribe audio with an asr_ddp checkpoint: greedy or beam-search CTC decoding, text or JSONL\n"
+               "output, CER/WER against references. Summary (files, audio seconds, wall time, RTF) on stderr.\n"
+               "See docs/decoding.md.",
+               "asr_decode"};
+  app.add_option("--checkpoint", c.checkpoint, "checkpoint file written by asr_ddp (e.g. RUN/checkpoints/best.ckpt)")
+      ->required();
+  app.add_option("inputs", c.inputs, "audio files (anything libsndfile reads; any rate and channel count)");
+  app.add_option("--list", c.list, "file with one audio path per line ('#' comments and blank lines skipped)");
+  app.add_option("--data", c.data, "preprocessed dataset directory (asr_preprocess output); decodes --split and scores it");
+  app.add_option("--split", c.split, "split of --data to decode")->check(CLI::IsMember({"train", "val", "test"}));
+  app.add_option("--refs", c.refs, "references to score against: id<TAB>text per line (id = file name without extension)");
+  app.add_option("--beam", c.decode.beam, "beam width; 1 = greedy (best path)")->capture_default_str();
+  app.add_option("--nbest", c.decode.nbest, "hypotheses per input in JSONL output with --beam (default: min(beam, 5))")
+      ->each([&](const std::string&) { c.nbest_given = true; });
+  app.add_option("--prune", c.decode.prune, "beam search: skip tokens this many nats below each frame's best")
+      ->capture_default_str();
+  app.add_option("--lm-text", c.lm_text,
+                 "train a character n-gram LM for shallow fusion (beam search) from these transcripts: metadata.csv, "
+                 "id<TAB>text or one per line; ids being decoded are left out");
+  app.add_option("--lm-order", c.lm_order, "n-gram order of the character LM")->capture_default_str();
+  app.add_option("--lm-weight", c.decode.fusion.weight, "LM weight in the beam score")->capture_default_str();
+  app.add_option("--lm-bonus", c.decode.fusion.length_bonus, "score bonus per character with an LM")
+      ->capture_default_str();
+  app.add_option("--format", c.format, "output: text (id<TAB>transcript) or jsonl")
+      ->check(CLI::IsMember({"text", "jsonl"}))->capture_default_str();
+  app.add_option("-o,--output", c.output, "write transcripts to this file (atomically) instead of stdout");
+  app.add_option("--report", c.report, "write a per-utterance error report (sclite-like) to this file");
+  app.add_option("--threads", c.decode.threads, "worker threads (each runs the model single-threaded)")
+      ->capture_default_str();
+  app.add_option("--batch", c.decode.batch, "inputs per forward pass")->capture_default_str();
+  app.add_option("--chunk-seconds", c.decode.chunk_seconds, "decode longer inputs in overlapping chunks; 0 = never")
+      ->capture_default_str();
+  app.add_option("--chunk-overlap", c.decode.chunk_overlap_seconds, "overlap between chunks, seconds")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    *exit_code = app.exit(e);
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    *exit_code = asr::kExitUsage;
+    return std::nullopt;
+  }
+  const bool files = !c.inputs.empty() || !c.list.empty();
+  if (files == !c.data.empty())
+    throw asr::Error("give audio files (INPUT... or --list FILE) or --data DIR --split SPLIT, not both and not neither");
+  if (!c.data.empty() && !c.refs.empty()) throw asr::Error("--refs is for audio files; --data brings its own references");
+  if (!c.report.empty() && c.data.empty() && c.refs.empty()) throw asr::Error("--report needs references (--refs or --data)");
+  if (!c.nbest_given) c.decode.nbest = std::min(c.decode.beam, 5);
+  if (!c.lm_text.empty() && c.decode.beam <= 1) throw asr::Error("--lm-text needs beam search (--beam 2 or more)");
+  return c;
+}
+
+// 3a. Audio files: named on the command line and/or in --list.
+std::vector<std::string> gather_paths(const Cli& c) {
+  std::vector<std::string> paths = c.inputs;
+  if (!c.list.empty()) {
+    std::ifstream in(c.list);
+    if (!in) throw asr::Error("--list " + c.list + ": cannot open the file");
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || line[0] == '#') continue;
+      paths.push_back(line);
+    }
+  }
+  return paths;
+}
+
+std::vector<asr::DecodeInput> file_inputs(const std::vector<std::string>& paths, int rate) {
+  std::vector<asr::DecodeInput> inputs;
+  for (const std::string& path : paths) {
+    asr::DecodeInput in;
+    in.id = fs::path(path).stem().string();
+    try {
+      in.seconds = asr::probe_audio(path).duration();
+      in.load = [path, rate] { return asr::load_audio(path, rate); };
+    } catch (const std::exception& e) {
+      // Reported (and counted as failed) in input order with the rest.
+      std::string why = e.what();
+      in.load = [why]() -> std::vector<float> { throw asr::Error(why); };
+    }
+    inputs.push_back(std::move(in));
+  }
+  return inputs;
+}
+
+// 3b. A dataset split: audio already at the corpus rate, resampled if the
+// model differs. The reference text arrives with the audio (get() returns
+// both), so each loader also stores its utterance's reference.
+std::vector<asr::DecodeInput> dataset_inputs(const asr::Dataset& ds, int rate, std::vector<std::string>* refs) {
+  refs->assign(ds.size(), std::string());
+  std::vector<asr::DecodeInput> inputs;
+  for (size_t i = 0; i < ds.size(); ++i) {
+    asr::DecodeInput in;
+    in.id = ds.id(i);
+    in.seconds = ds.duration(i);
+    in.load = [&ds, i, rate, refs] {
+      auto u = ds.get(i);
+      (*refs)[i] = u.normalized;  // one writer per slot
+      return ds.sample_rate() == rate ? std::move(u.audio) : asr::resample(u.audio, ds.sample_rate(), rate);
+    };
+    inputs.push_back(std::move(in));
+  }
+  return inputs;
+}
+
+nlohmann::json to_json(const asr::Transcript& t, const asr::UtteranceScore* score, bool beam) {
+  nlohmann::json j;
+  j["id"] = t.id;
+  if (!t.ok()) {
+    j["error"] = t.error;
+    return j;
+  }
+  j["text"] = t.text;
+  j["score"] = t.score;
+  j["seconds"] = t.audio_seconds;
+  if (t.chunks > 1) j["chunks"] = t.chunks;
+  if (beam) {
+    j["nbest"] = nlohmann::json::array();
+    for (const auto& h : t.nbest) {
+      nlohmann::json hj{{"text", h.text}, {"score", h.score}, {"acoustic", h.acoustic}};
+      if (h.lm != 0) hj["lm"] = h.lm;
+      j["nbest"].push_back(hj);
+    }
+  }
+  if (score) {
+    auto counts = [](const asr::ErrorCounts& c) {
+      return nlohmann::json{{"sub", c.sub}, {"del", c.del}, {"ins", c.ins}, {"ref", c.ref_len}};
+    };
+    j["ref"] = score->reference;
+    j["cer"] = score->chars.rate();
+    j["wer"] = score->words.rate();
+    j["char_errors"] = counts(score->chars);
+    j["word_errors"] = counts(score->words);
+  }
+  return j;
+}
+
+int run(const Cli& c) {
+  // 2. Checkpoint: the model, its tokenizer and sample rate.
+  auto t_load = Clock::now();
+  asr::Decoder decoder = asr::Decoder::from_checkpoint(c.checkpoint);
+  std::fprintf(stderr, "asr_decode: %s: %.2fM parameters, %d tokens, %d Hz%s (loaded in %.2f s)\n",
+               c.checkpoint.c_str(), decoder.num_parameters() / 1e6, decoder.tokenizer().vocab_size(),
+               decoder.sample_rate(),
+               decoder.step() >= 0 ? (", step " + std::to_string(decoder.step())).c_str() : "",
+               seconds_since(t_load));
+
+  // 3-4. Inputs and references.
+  std::map<std::string, std::string> refs;
+  std::unique_ptr<asr::Dataset> dataset;
+  std::vector<std::string> dataset_refs;
+  std::vector<asr::DecodeInput> inputs;
+  if (!c.data.empty()) {
+    dataset = std::make_unique<asr::Dataset>(asr::Dataset::open(c.data, c.split));
+    inputs = dataset_inputs(*dataset, decoder.sample_rate(), &dataset_refs);
+  } else {
+    inputs = file_inputs(gather_paths(c), decoder.sample_rate());
+    if (!c.refs.empty()) refs = asr::read_reference_tsv(c.refs);
+  }
+  if (inputs.empty()) throw asr::Error("nothing to decode: no inputs given (or the split is empty)");
+  const bool scoring = !c.data.empty() || !c.refs.empty();
+
+  // 5. Optional character LM, never trained on what is being scored.
+  asr::DecodeOptions options = c.decode;
+  std::optional<asr::CharNgramLm> lm;
+  if (!c.lm_text.empty()) {
+    std::vector<std::string> exclude;
+    for (const auto& in : inputs) exclude.push_back(in.id);
+    for (const auto& [id, text] : refs) exclude.push_back(id);
+    auto corpus = asr::read_lm_corpus(c.lm_text, exclude);
+    lm = asr::CharNgramLm::train(corpus.sentences, c.lm_order);
+    options.fusion.lm = &*lm;
+    std::fprintf(stderr, "asr_decode: character %d-gram LM from %zu transcripts of %s (%zu left out: being decoded)\n",
+                 c.lm_order, corpus.sentences.size(), c.lm_text.c_str(), corpus.excluded);
+  }
+
+  // 6. Decode; a bad input is named as soon as it fails.
+  auto t_decode = Clock::now();
+  auto results = decoder.decode(inputs, options, [&](const asr::Transcript& t) {
+    if (!t.ok()) std::fprintf(stderr, "asr_decode: cannot decode '%s': %s\n", t.id.c_str(), t.error.c_str());
+  });
+  const double wall = seconds_since(t_decode);
+  for (size_t i = 0; i < dataset_refs.size(); ++i)
+    if (results[i].ok()) refs[inputs[i].id] = dataset_refs[i];
+
+  // 7-8. Output in input order, with scores where references exist.
+  std::ostringstream out;
+  std::ostringstream report;
+  asr::ScoreSummary summary;
+  int64_t failed = 0, decoded = 0, missing_refs = 0;
+  double audio_seconds = 0;
+  for (const auto& t : results) {
+    std::optional<asr::UtteranceScore> score;
+    if (t.ok()) {
+      ++decoded;
+      audio_seconds += t.audio_seconds;
+      if (scoring) {
+        auto it = refs.find(t.id);
+        if (it == refs.end()) {
+          ++missing_refs;
+        } else {
+          score = asr::score_utterance(t.id, it->second, t.text);
+          summary.add(*score);
+          report << asr::format_utterance_report(*score) << "\n";
+        }
+      }
+    } else {
+      ++failed;
+    }
+    if (c.format == "jsonl") {
+      out << to_json(t, score ? &*score : nullptr, options.beam > 1).dump() << "\n";
+    } else if (t.ok()) {
+      out << t.id << "\t" << t.text << "\n";
+    }
+  }
+  if (c.output.empty()) {
+    std::cout << out.str() << std::flush;
+  } else {
+    asr::write_file_atomic(c.output, out.str());
+  }
+  if (!c.report.empty()) asr::write_file_atomic(c.report, report.str());
+
+  // 9. Summary on stderr.
+  if (scoring) {
+    if (missing_refs > 0)
+      std::fprintf(stderr, "asr_decode: warning: %lld decoded inputs have no reference and are not scored\n",
+                   static_cast<long long>(missing_refs));
+    std::fprintf(stderr, "%s\n", summary.format().c_str());
+  }
+  std::fprintf(stderr, "asr_decode: %lld files decoded, %lld failed, %.2f s of audio, wall %.3f s, RTF %.4f (%s, %d thread%s)\n",
+               static_cast<long long>(decoded), static_cast<long long>(failed), audio_seconds, wall,
+               audio_seconds > 0 ? wall / audio_seconds : 0.0,
+               options.beam > 1 ? ("beam " + std::to_string(options.beam) + (lm ? " + LM" : "")).c_str() : "greedy",
+               options.threads, options.threads == 1 ? "" : "s");
+  return failed > 0 ? asr::kExitFailure : asr::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    int exit_code = asr::kExitOk;
+    auto cli = parse_cli(argc, argv, &exit_code);
+    if (!cli) return exit_code;
+    asr::validate_decode_options(cli->decode);
+    return run(*cli);
+  } catch (const asr::Error& e) {
+    std::fprintf(stderr, "asr_decode: error: %s\n", e.what());
+    return asr::kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "asr_decode: unexpected failure: %s\n", e.what());
+    return asr::kExitFailure;
+  }
+}

@@ -1,0 +1,229 @@
+#include "asr/decode/decoder.h"
+
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "asr/core/error.h"
+#include "asr/decode/checkpoint_model.h"
+#include "asr/decode/chunking.h"
+#include "asr/decode/ctc_greedy.h"
+
+namespace asr {
+
+struct Decoder::Impl {
+  mutable CheckpointModel ckpt;  // forward() is non-const in torch, though eval mode changes nothing
+  int64_t hop = 1;
+
+  // Pieces of one batch's inputs, forwarded `batch` at a time; the kept
+  // frames of each piece are appended to its input's posterior matrix.
+  void forward_pieces(std::vector<std::vector<float>*>& audio, std::vector<std::vector<float>>& posteriors,
+                      std::vector<int>& chunks, const DecodeOptions& o) const {
+    const int64_t vocab = ckpt.tokenizer->vocab_size();
+    const int64_t rate = ckpt.config.model.sample_rate;
+    struct Piece {
+      size_t input;
+      ChunkPlan plan;
+    };
+    std::vector<Piece> pieces;
+    for (size_t i = 0; i < audio.size(); ++i) {
+      if (!audio[i]) continue;
+      auto plans = plan_chunks(static_cast<int64_t>(audio[i]->size()), std::llround(o.chunk_seconds * rate),
+                               std::llround(o.chunk_overlap_seconds * rate), hop);
+      chunks[i] = static_cast<int>(plans.size());
+      for (const auto& p : plans)
+        // Too short for even one output frame: nothing to forward (the transcript is empty).
+        if (ckpt.model->frontend().output_length(p.end - p.begin) > 0) pieces.push_back({i, p});
+    }
+    // Pieces stay in input order, and an input's chunks in time order, so
+    // appending kept frames stitches them correctly.
+    for (size_t start = 0; start < pieces.size(); start += static_cast<size_t>(o.batch)) {
+      const size_t end = std::min(pieces.size(), start + static_cast<size_t>(o.batch));
+      int64_t longest = 0;
+      for (size_t k = start; k < end; ++k) longest = std::max(longest, pieces[k].plan.end - pieces[k].plan.begin);
+      auto wave = torch::zeros({static_cast<int64_t>(end - start), std::max<int64_t>(longest, 1)});
+      auto lengths = torch::empty({static_cast<int64_t>(end - start)}, torch::kLong);
+      for (size_t k = start; k < end; ++k) {
+        const auto& p = pieces[k];
+        const int64_t n = p.plan.end - p.plan.begin;
+        std::memcpy(wave[static_cast<int64_t>(k - start)].data_ptr<float>(), audio[p.input]->data() + p.plan.begin,
+                    static_cast<size_t>(n) * sizeof(float));
+        lengths[static_cast<int64_t>(k - start)] = n;
+      }
+      auto out = ckpt.model->forward(wave, lengths, /*train=*/false);
+      auto lp = out.log_probs.to(torch::kCPU, torch::kFloat).contiguous();
+      auto frames = out.out_lengths.to(torch::kCPU, torch::kLong).contiguous();
+      const int64_t t_max = lp.size(1);
+      for (size_t k = start; k < end; ++k) {
+        const auto& p = pieces[k];
+        const int64_t row = static_cast<int64_t>(k - start);
+        const int64_t n = frames[row].item<int64_t>();
+        const int64_t from = std::min(p.plan.keep_begin, n);
+        const int64_t to = p.plan.keep_end < 0 ? n : std::min(p.plan.keep_end, n);
+        const float* base = lp.data_ptr<float>() + row * t_max * vocab;
+        auto& dst = posteriors[p.input];
+        dst.insert(dst.end(), base + from * vocab, base + to * vocab);
+      }
+    }
+  }
+
+  Transcript search(const std::vector<float>& posterior, const DecodeOptions& o) const {
+    const int64_t vocab = ckpt.tokenizer->vocab_size();
+    const int64_t frames = static_cast<int64_t>(posterior.size()) / vocab;
+    Transcript t;
+    if (o.beam <= 1) {
+      // Beam 1 is best-path decoding: the same function the trainer's evaluation uses.
+      auto lp = torch::from_blob(const_cast<float*>(posterior.data()), {frames, vocab}, torch::kFloat);
+      auto r = ctc_greedy_decode(lp, frames, ckpt.tokenizer->blank_id());
+      t.text = ckpt.tokenizer->decode(std::vector<int>(r.ids.begin(), r.ids.end()));
+      t.score = r.score;
+      return t;
+    }
+    BeamSearchOptions bo;
+    bo.beam = o.beam;
+    bo.nbest = o.nbest;
+    bo.prune = o.prune;
+    bo.blank = ckpt.tokenizer->blank_id();
+    bo.fusion = o.fusion;
+    auto hyps = ctc_prefix_beam_search(posterior.data(), frames, vocab, bo);
+    for (const auto& h : hyps)
+      t.nbest.push_back({ckpt.tokenizer->decode(std::vector<int>(h.ids.begin(), h.ids.end())), h.score, h.acoustic, h.lm});
+    t.text = t.nbest.front().text;
+    t.score = t.nbest.front().score;
+    return t;
+  }
+
+  // Loads, forwards and searches one batch of inputs; failures stay per input.
+  void run_batch(const std::vector<DecodeInput>& inputs, const std::vector<size_t>& idx, const DecodeOptions& o,
+                 std::vector<Transcript>& results) const {
+    std::vector<std::vector<float>> audio(idx.size());
+    std::vector<std::vector<float>*> present(idx.size(), nullptr);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      Transcript& t = results[idx[k]];
+      t.id = inputs[idx[k]].id;
+      try {
+        if (!inputs[idx[k]].load) throw Error("nothing to load");
+        audio[k] = inputs[idx[k]].load();
+        if (audio[k].empty()) throw Error("no audio samples");
+        present[k] = &audio[k];
+        t.audio_seconds = static_cast<double>(audio[k].size()) / ckpt.config.model.sample_rate;
+      } catch (const std::exception& e) {
+        t.error = e.what();
+      }
+    }
+    std::vector<std::vector<float>> posteriors(idx.size());
+    std::vector<int> chunks(idx.size(), 0);
+    forward_pieces(present, posteriors, chunks, o);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      if (!present[k]) continue;
+      Transcript& t = results[idx[k]];
+      Transcript s = search(posteriors[k], o);
+      t.text = std::move(s.text);
+      t.score = s.score;
+      t.nbest = std::move(s.nbest);
+      t.chunks = chunks[k];
+    }
+  }
+};
+
+void validate_decode_options(const DecodeOptions& o) {
+  if (o.beam < 1) throw Error("--beam must be at least 1 (1 = greedy), got " + std::to_string(o.beam));
+  if (o.nbest < 1) throw Error("--nbest must be at least 1, got " + std::to_string(o.nbest));
+  if (o.beam > 1 && !(o.prune > 0)) throw Error("--prune must be positive (nats below each frame's best token)");
+  if (o.threads < 1) throw Error("--threads must be at least 1, got " + std::to_string(o.threads));
+  if (o.batch < 1) throw Error("--batch must be at least 1, got " + std::to_string(o.batch));
+  if (o.chunk_seconds < 0) throw Error("--chunk-seconds must be 0 (no chunking) or positive");
+  if (o.chunk_overlap_seconds < 0 || (o.chunk_seconds > 0 && 2 * o.chunk_overlap_seconds >= o.chunk_seconds))
+    throw Error("--chunk-overlap must be at least 0 and less than half of --chunk-seconds");
+  if (o.fusion.lm && o.fusion.weight < 0) throw Error("--lm-weight must not be negative");
+}
+
+Decoder::Decoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Decoder::Decoder(Decoder&&) noexcept = default;
+Decoder& Decoder::operator=(Decoder&&) noexcept = default;
+Decoder::~Decoder() = default;
+
+Decoder Decoder::from_checkpoint(const std::string& path) {
+  auto impl = std::make_unique<Impl>();
+  impl->ckpt = load_checkpoint_model(path);
+  impl->hop = samples_per_frame(impl->ckpt.config.model);
+  return Decoder(std::move(impl));
+}
+
+int Decoder::sample_rate() const { return impl_->ckpt.config.model.sample_rate; }
+const Tokenizer& Decoder::tokenizer() const { return *impl_->ckpt.tokenizer; }
+const ModelConfig& Decoder::model_config() const { return impl_->ckpt.config.model; }
+int64_t Decoder::step() const { return impl_->ckpt.step; }
+int64_t Decoder::num_parameters() const { return model::count_parameters(*impl_->ckpt.model); }
+
+std::vector<Transcript> Decoder::decode(const std::vector<DecodeInput>& inputs, const DecodeOptions& options,
+                                        const std::function<void(const Transcript&)>& on_done) const {
+  validate_decode_options(options);
+  DecodeOptions o = options;
+  if (o.fusion.lm && o.fusion.token_text.empty()) o.fusion.token_text = token_surfaces(tokenizer());
+  std::vector<Transcript> results(inputs.size());
+
+  // Longest first: similar lengths share a batch (little padding), and the
+  // slowest batches start early so threads finish together.
+  std::vector<size_t> order(inputs.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return inputs[a].seconds > inputs[b].seconds; });
+  std::vector<std::vector<size_t>> batches;
+  for (size_t i = 0; i < order.size(); i += static_cast<size_t>(o.batch))
+    batches.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i),
+                         order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), i + static_cast<size_t>(o.batch))));
+
+  std::atomic<size_t> next{0};
+  std::mutex done_mutex;
+  std::exception_ptr failure;
+  auto worker = [&] {
+    at::set_num_threads(1);
+    c10::InferenceMode inference;
+    for (size_t b; (b = next.fetch_add(1)) < batches.size();) {
+      try {
+        impl_->run_batch(inputs, batches[b], o, results);
+      } catch (...) {
+        // Not an input's fault (inputs fail one by one inside run_batch):
+        // stop handing out batches and rethrow on the caller's thread.
+        std::lock_guard<std::mutex> lock(done_mutex);
+        if (!failure) failure = std::current_exception();
+        next = batches.size();
+        return;
+      }
+      if (on_done) {
+        std::lock_guard<std::mutex> lock(done_mutex);
+        for (size_t i : batches[b]) on_done(results[i]);
+      }
+    }
+  };
+  const size_t threads = std::min<size_t>(static_cast<size_t>(o.threads), std::max<size_t>(batches.size(), 1));
+  if (threads <= 1) {
+    const int saved = at::get_num_threads();  // the caller's own setting survives the call
+    worker();
+    at::set_num_threads(saved);
+  } else {
+    std::vector<std::thread> pool;
+    for (size_t i = 0; i < threads; ++i) pool.emplace_back(worker);
+    for (auto& t : pool) t.join();
+  }
+  if (failure) std::rethrow_exception(failure);
+  return results;
+}
+
+Transcript Decoder::decode_audio(const std::vector<float>& audio, const DecodeOptions& options, const std::string& id) const {
+  DecodeOptions o = options;
+  o.threads = 1;
+  auto results = decode({DecodeInput{id, static_cast<double>(audio.size()) / sample_rate(), [&] { return audio; }}}, o);
+  if (!results[0].ok()) throw Error(id + ": " + results[0].error);
+  return results[0];
+}
+
+}  // namespace asr
