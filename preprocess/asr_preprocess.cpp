@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--test", o.test, "test utterances (the last ones)")->capture_default_str();
   app.add_option("--threads", o.threads, "decoding threads (0: all cores)")->capture_default_str();
+  app.add_option("--min-duration", o.min_duration, "reject clips shorter than this many seconds")
+      ->capture_default_str();
   app.add_option("--max-duration", o.max_duration, "reject clips longer than this many seconds")
       ->capture_default_str();
   app.add_flag("--strict", o.strict, "fail (no output) if any row is rejected");

@@ -32,7 +32,7 @@ fi
 
 echo "== 2/4 preprocess -> $work/data"
 if [[ ! -f $work/data/manifest.json ]]; then
-  "$bin/asr_preprocess" --input "$work/corpus" --output "$work/data" --val 100 --test 100
+  "$bin/asr_preprocess" --input "$work/corpus" --output "$work/data" --val 100 --test 100 --tokenizer char
 fi
 
 echo "== 3/4 train $config on $ranks ranks -> $work/run"

@@ -84,6 +84,9 @@ std::vector<Candidate> probe_rows(std::vector<CorpusRow> rows, const PreprocessO
       infos[i] = probe_audio(rows[i].wav_path);
       if (infos[i].frames <= 0)
         errors[i] = "zero-length audio in " + rows[i].wav_path;
+      else if (infos[i].duration() < o.min_duration)
+        errors[i] = "clip is " + std::to_string(infos[i].duration()) + " s, shorter than --min-duration " +
+                    std::to_string(o.min_duration) + " s (too short for one model frame)";
       else if (infos[i].duration() > o.max_duration)
         errors[i] = "clip is " + std::to_string(infos[i].duration()) + " s, longer than --max-duration " +
                     std::to_string(o.max_duration) + " s";
@@ -158,7 +161,7 @@ std::vector<ShardPlan> plan_shards(const std::vector<Candidate>& cands, size_t s
 json options_json(const PreprocessOptions& o) {
   return json{{"sample_rate", o.sample_rate}, {"shards", o.shards},   {"vocab_size", o.vocab_size},
               {"tokenizer", o.tokenizer},     {"val", o.val},         {"test", o.test},
-              {"max_duration", o.max_duration}, {"strict", o.strict}};
+              {"max_duration", o.max_duration}, {"min_duration", o.min_duration}, {"strict", o.strict}};
 }
 
 }  // namespace
@@ -173,6 +176,8 @@ void validate(const PreprocessOptions& o) {
   if (o.tokenizer != "bpe" && o.tokenizer != "unigram" && o.tokenizer != "char")
     throw Error("--tokenizer must be bpe, unigram or char (got '" + o.tokenizer + "')");
   if (!(o.max_duration > 0)) throw Error("--max-duration must be positive");
+  if (!(o.min_duration >= 0) || o.min_duration >= o.max_duration)
+    throw Error("--min-duration must be at least 0 and below --max-duration");
   if (fs::absolute(o.input).lexically_normal() == fs::absolute(o.output).lexically_normal())
     throw Error("--output must differ from --input");
 }

@@ -24,6 +24,14 @@ BatchSampler::BatchSampler(std::vector<int64_t> num_samples, int sample_rate, Ba
   if (num_samples_.empty()) throw Error("the training split has no utterances: nothing to sample batches from");
   if (options_.batch_seconds <= 0) throw Error("train.batch_seconds must be positive");
   if (options_.buckets < 1) options_.buckets = 1;
+  if (static_cast<int64_t>(num_samples_.size()) < options_.min_batch_utterances)
+    throw Error("the training split has " + std::to_string(num_samples_.size()) +
+                " utterances, fewer than the " + std::to_string(options_.min_batch_utterances) +
+                " every batch needs (one per rank): use fewer ranks or more data");
+  if (options_.max_batch_utterances > 0 && options_.max_batch_utterances < options_.min_batch_utterances)
+    throw Error("train.max_batch_utterances (" + std::to_string(options_.max_batch_utterances) +
+                ") is below the number of ranks (" + std::to_string(options_.min_batch_utterances) +
+                "): every rank needs at least one utterance per batch");
 }
 
 std::vector<std::vector<int64_t>> BatchSampler::epoch_batches(int64_t epoch) const {
@@ -53,7 +61,10 @@ std::vector<std::vector<int64_t>> BatchSampler::epoch_batches(int64_t epoch) con
   for (int64_t idx : order) {
     int64_t n = num_samples_[idx];
     int64_t new_longest = std::max(longest, n);
-    bool over_budget = !current.empty() && double(new_longest) * double(current.size() + 1) > budget;
+    // A batch closes on its budget only once it has min_batch_utterances:
+    // every rank must get at least one utterance of every global batch.
+    bool over_budget = static_cast<int>(current.size()) >= options_.min_batch_utterances &&
+                       double(new_longest) * double(current.size() + 1) > budget;
     bool over_count = options_.max_batch_utterances > 0 &&
                       static_cast<int>(current.size()) >= options_.max_batch_utterances;
     if (over_budget || over_count) {

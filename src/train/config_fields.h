@@ -115,6 +115,7 @@ void visit_config(TrainConfig& c, Visitor& v) {
   v("train.max_epochs", c.train.max_epochs, within(0, kMaxInt64));
   v("train.batch_seconds", c.train.batch_seconds, above(0));
   v("train.max_batch_utterances", c.train.max_batch_utterances, at_least(0));
+  v("train.min_batch_utterances", c.train.min_batch_utterances, at_least(1));
   v("train.buckets", c.train.buckets, within(1, 1000));
   v("train.seed", c.train.seed, within(0, kMaxInt64));
   v("train.prefetch", c.train.prefetch, within(1, 1000));

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <optional>
@@ -40,6 +42,10 @@ struct Trainer::State {
   LrSchedule lr;
   VqWeightSchedule vq_weight;
   TrainProgress progress;  // step, sampler position, best CER, counters: what a checkpoint restores
+  // Fault injection for tests and drills: ASR_FAULT_NAN="STEP:RANK" makes that
+  // rank's loss NaN at that step (docs/operations.md).
+  int64_t fault_nan_step = -1;
+  int fault_nan_rank = -1;
 
   State(TrainConfig c, dist::Communicator& m, Dataset train, Tokenizer tok)
       : cfg(std::move(c)), comm(m), train_set(std::move(train)), tokenizer(std::move(tok)) {}
@@ -100,6 +106,14 @@ Trainer::Trainer(TrainConfig config, dist::Communicator& comm) {
   cfg.model.sample_rate = s_->train_set.sample_rate();
   if (cfg.train.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
   torch::manual_seed(cfg.train.seed);
+  if (const char* fault = std::getenv("ASR_FAULT_NAN")) {
+    long long step = -1;
+    int fault_rank = -1;
+    if (std::sscanf(fault, "%lld:%d", &step, &fault_rank) != 2)
+      throw Error(std::string("ASR_FAULT_NAN='") + fault + "' is not STEP:RANK");
+    s_->fault_nan_step = step;
+    s_->fault_nan_rank = fault_rank;
+  }
   s_->model = model::AsrModel(cfg.model);
   s_->model->set_communicator(&comm);
 
@@ -185,8 +199,13 @@ int Trainer::train() {
   BatchSamplerOptions so;
   so.batch_seconds = cfg.train.batch_seconds;
   so.max_batch_utterances = cfg.train.max_batch_utterances;
-  // Every rank must get at least one utterance of every global batch.
-  so.min_batch_utterances = world;
+  // Every rank needs an utterance of every global batch. The minimum is a
+  // setting, not the world size, so batches do not change with the world size.
+  so.min_batch_utterances = std::max(cfg.train.min_batch_utterances, world);
+  if (world > cfg.train.min_batch_utterances && s.comm.is_root())
+    spdlog::warn("{} ranks > train.min_batch_utterances ({}): global batches differ from a smaller world's "
+                 "where a batch would hold fewer utterances than ranks",
+                 world, cfg.train.min_batch_utterances);
   so.buckets = cfg.train.buckets;
   so.seed = cfg.train.seed;
   BatchSampler sampler(std::move(lengths), s.train_set.sample_rate(), so);
@@ -282,6 +301,7 @@ bool Trainer::State::run_step(std::vector<Batch>& micro_batches) {
     const double kept = std::max(1.0, totals[0]), all_frames = std::max(1.0, totals[1]);
     auto loss = ctc.sum / kept + out.vq_loss * (vq_w * frames / all_frames);
     loss = loss / static_cast<double>(n_micro);
+    if (step + 1 == fault_nan_step && comm.rank() == fault_nan_rank) loss = loss * std::nan("");
     local_nonfinite |= !std::isfinite(loss.item<double>());
     loss.backward();
     ctc_sum += totals[3] / kept / n_micro;
@@ -307,7 +327,8 @@ bool Trainer::State::run_step(std::vector<Batch>& micro_batches) {
   bool skip = comm.any_rank(local_nonfinite || !std::isfinite(grad_norm));
   if (skip) {
     progress.skipped_steps += 1;
-    if (comm.is_root()) spdlog::warn("step {}: non-finite loss or gradient on some rank; every rank skips it", step);
+    if (comm.is_root())
+      spdlog::warn("step {}: non-finite loss or gradient on some rank; every rank skips it", step + 1);
   } else {
     if (cfg.optim.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), cfg.optim.grad_clip);
     const double lr_now = lr.lr_at(step);

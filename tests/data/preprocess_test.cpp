@@ -87,6 +87,7 @@ TEST(Preprocess, BadRowsAreRejectedWithReasonsAndGoodRowsKept) {
   asr::write_wav16((in / "wavs" / "EMPTY.wav").string(), {}, 22050);
   asr::write_wav16((in / "wavs" / "LONG.wav").string(), std::vector<float>(22050 * 4, 0.1f), 22050);
   asr::write_wav16((in / "wavs" / "NOTEXT.wav").string(), asr::test::tone(1, 22050, 0.5), 22050);
+  asr::write_wav16((in / "wavs" / "SHORT.wav").string(), asr::test::tone(4, 22050, 0.02), 22050);
   asr::write_wav16((in / "wavs" / "PUNCT.wav").string(), asr::test::tone(2, 22050, 0.5), 22050);
   {
     // A WAV whose header promises more data than the file holds.
@@ -98,6 +99,7 @@ TEST(Preprocess, BadRowsAreRejectedWithReasonsAndGoodRowsKept) {
        << "NOTAUDIO|some words|some words\n"
        << "EMPTY|some words|some words\n"
        << "LONG|some words|some words\n"
+       << "SHORT|some words|some words\n"
        << "NOTEXT|raw only|\n"
        << "PUNCT|...|...\n"
        << "TRUNC|some words|some words\n"
@@ -113,7 +115,7 @@ TEST(Preprocess, BadRowsAreRejectedWithReasonsAndGoodRowsKept) {
   const std::string tsv = asr::test::slurp(dir / "out" / "rejects.tsv");
   const std::pair<const char*, const char*> expected[] = {
       {"MISSING", "not found"},          {"NOTAUDIO", "unusable audio"}, {"EMPTY", "zero-length"},
-      {"LONG", "max-duration"},          {"NOTEXT", "empty transcript"}, {"PUNCT", "after normalization"},
+      {"LONG", "max-duration"},          {"SHORT", "min-duration"},      {"NOTEXT", "empty transcript"}, {"PUNCT", "after normalization"},
       {"TRUNC", "audio"},                {"T0003", "duplicate id"},      {"\tmalformed line", "3 fields"},
       {"\tinvalid UTF-8", "UTF-8"},      {"not a plain file name", "escape"}};
   for (auto [who, why] : expected) {
@@ -124,7 +126,7 @@ TEST(Preprocess, BadRowsAreRejectedWithReasonsAndGoodRowsKept) {
     EXPECT_NE(tsv.substr(line_start, line_end - line_start).find(why), std::string::npos)
         << who << ": " << tsv.substr(line_start, line_end - line_start);
   }
-  EXPECT_EQ(summary.rejected, 11u) << tsv;
+  EXPECT_EQ(summary.rejected, 12u) << tsv;
   auto all = read_all((dir / "out").string());
   for (const auto& id : ids) EXPECT_TRUE(all.count(id)) << id;
 }

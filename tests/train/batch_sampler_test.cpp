@@ -6,6 +6,8 @@
 #include <random>
 #include <set>
 
+#include "asr/core/error.h"
+
 namespace asr {
 namespace {
 
@@ -83,6 +85,19 @@ TEST(BatchSampler, SmallTailIsMerged) {
   opt.shuffle = false;
   BatchSampler sampler(lengths, 16000, opt);
   for (auto& b : sampler.epoch_batches(0)) EXPECT_GE(b.size(), 3u);
+}
+
+TEST(BatchSampler, NoBatchIsSmallerThanTheWorldEvenForLongClips) {
+  // Clips longer than the whole budget would each make a batch of one: a
+  // 3-rank run would leave two ranks without data.
+  std::vector<int64_t> lengths = {16000 * 9, 16000 * 9, 16000 * 9, 16000 * 2, 16000 * 9, 16000 * 1, 16000 * 9};
+  BatchSamplerOptions opt;
+  opt.batch_seconds = 8;
+  opt.min_batch_utterances = 3;
+  BatchSampler sampler(lengths, 16000, opt);
+  for (auto& b : sampler.epoch_batches(0)) EXPECT_GE(b.size(), 3u);
+  opt.min_batch_utterances = 8;
+  EXPECT_THROW(BatchSampler(lengths, 16000, opt), Error);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ struct PreprocessOptions {
   size_t test = 250;
   size_t threads = 0;          // 0: all cores
   double max_duration = 30.0;  // seconds; longer clips are rejected
+  double min_duration = 0.1;   // seconds; shorter clips give no model frame and are rejected
   bool strict = false;         // any rejection fails the run, no output
   bool overwrite = false;      // replace an existing output directory
 };

@@ -50,6 +50,7 @@ struct TrainLoopConfig {
   int64_t max_epochs = 0;         // 0 = no epoch limit
   double batch_seconds = 120.0;   // total audio seconds in one GLOBAL batch (all ranks together)
   int max_batch_utterances = 0;   // 0 = no limit
+  int min_batch_utterances = 4;   // smallest global batch; also the largest world size whose batches equal 1 rank's
   int buckets = 8;                // length buckets for batching
   uint64_t seed = 1;
   int prefetch = 4;               // batches loaded ahead of the step
