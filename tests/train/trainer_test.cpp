@@ -150,6 +150,33 @@ TEST_F(TrainerTest, EvaluationOfACheckpointIsReproducible) {
   EXPECT_EQ(r.utterances, 8);
 }
 
+// The seed's own sanity check: a model that cannot memorize ten utterances
+// cannot learn. Log-mel frontend and characters make it fast enough for CI.
+TEST_F(TrainerTest, OverfitsTenUtterancesToNearZeroCer) {
+  std::string out;
+  auto corpus = tmp_ / "ten", data = tmp_ / "ten-data";
+  ASSERT_EQ(test::run_command((test::source_dir() / "scripts/make-synthetic-ljspeech").string() + " --output " +
+                                  corpus.string() + " --count 10 --seed 11 --voices en-us",
+                              &out),
+            0)
+      << out;
+  ASSERT_EQ(test::run_command((test::binary_dir() / "asr_preprocess").string() + " --input " + corpus.string() +
+                                  " --output " + data.string() + " --val 0 --test 0 --tokenizer char --shards 1",
+                              &out),
+            0)
+      << out;
+  auto run = tmp_ / "overfit";
+  auto cfg = tiny_config(run, {"data.dir=\"" + data.string() + "\"", "data.valid_split=\"train\"",
+                               "model.frontend.kind=\"logmel\"", "model.frontend.subsample_strides=[2, 2]",
+                               "model.encoder.d_model=96", "optim.lr=3e-3", "schedule.warmup_steps=30",
+                               "schedule.total_steps=0", "train.max_steps=350", "train.batch_seconds=60",
+                               "train.log_every=50", "model.rvq.codes=32"});
+  ASSERT_EQ(train(cfg), kExitOk);
+  auto evals = records(run, true);
+  ASSERT_FALSE(evals.empty());
+  EXPECT_LT(evals.back().at("cer").get<double>(), 0.05) << "could not memorize 10 utterances";
+}
+
 TEST_F(TrainerTest, ResumeFromAMissingPathIsAClearError) {
   auto comm = dist::make_local_communicator();
   auto cfg = tiny_config(tmp_ / "x");
