@@ -245,6 +245,7 @@ int Trainer::train() {
       if (auto stop = dist::stop_requested_anywhere(s.comm)) {
         if (s.comm.is_root())
           spdlog::warn("stop requested ({}): checkpointing at step {}", stop.describe(), s.progress.step);
+        s.log_window();  // the steps since the last record are not lost
         s.save_checkpoint("preempted", std::nullopt);
         s.logger->finish();
         return kExitPreempted;

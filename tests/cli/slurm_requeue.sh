@@ -12,7 +12,7 @@ every=${ASR_TEST_CHECKPOINT_EVERY:-10}
 cd "$work"
 submit() {
   sbatch --parsable -N1 -n2 --gpus-per-task=0 -J "$1" "$src/launch/slurm/train.sbatch" "$config" \
-    --data "$tmp/data/prep" --max-steps "$steps" --checkpoint-every "$every"
+    --data "$tmp/data/prep" --max-steps "$steps" --checkpoint-every "$every" --set train.log_every=1
 }
 ref=$(submit reference) || fail "submitting the reference job failed"
 job=$(submit preempted) || fail "submitting the preempted job failed"
@@ -58,6 +58,7 @@ log=$work/slurm-preempted-$job.out
 grep -q "exited 75" "$log" || fail "the job log shows no exit 75 from the ranks"
 resumed_at=$(sed -n 's/.*restart 1:.*newest checkpoint step \([0-9]*\),.*/\1/p' "$log" | head -n 1)
 [[ -n "$resumed_at" ]] || fail "the restarted job found no checkpoint in $run"
+resumed_at=$((10#$resumed_at))  # the step comes zero-padded from the file name
 ((resumed_at >= 1 && resumed_at < steps)) || fail "resumed from step $resumed_at, not mid-run"
 
 final=$(last_step "$run")
@@ -66,4 +67,13 @@ ref_final=$(last_step "$work/runs/reference-$ref")
   fail "preempted job ended at step $final, unsignalled job at $ref_final, expected $steps"
 # metrics.jsonl is appended across restarts: a job that started over would log step 1 twice.
 [[ "$(count_step "$run" 1)" == 1 ]] || fail "step 1 was trained $(count_step "$run" 1) times: the job did not resume"
+# Resume is exact: every step after the checkpoint has the unsignalled job's loss, bit for bit.
+python3 - "$run/metrics.jsonl" "$work/runs/reference-$ref/metrics.jsonl" "$resumed_at" <<'PY' || fail "losses after the resume differ from the unsignalled job's"
+import json, sys
+def losses(path):
+    return {r["step"]: r["loss"] for r in map(json.loads, open(path)) if "loss" in r}
+a, b, start = losses(sys.argv[1]), losses(sys.argv[2]), int(sys.argv[3])
+after = [s for s in b if s > start]
+assert after and all(a.get(s) == b[s] for s in after), [(s, a.get(s), b[s]) for s in after if a.get(s) != b[s]][:3]
+PY
 note "PASS: job $job checkpointed at step $resumed_at, requeued (Restarts=1), resumed and ended at step $final like job $ref"
