@@ -9,7 +9,7 @@
 # Needs a preprocessed dataset: --data DIR, or one is synthesized (200 clips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build config=configs/demo.toml steps=60 per_rank=12 data=""
+build=build config=configs/demo.toml steps=40 per_rank=48 data=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --build) build=$2; shift 2 ;;
@@ -33,7 +33,7 @@ run() {  # run NP: prints "audio_sec_per_s ready_ms wait_ms" averaged over ranks
   mpirun -np "$np" --oversubscribe --bind-to core -x OMP_NUM_THREADS=1 "$build/asr_ddp" --config "$config" \
     --data "$data" --run-dir "$dir" --max-steps "$steps" --set train.batch_seconds=$((per_rank * np)) \
     --set train.log_every=10 --set eval.every=0 --set checkpoint.every=0 --set log.progress=plain \
-    --set log.tensorboard=false --set data.valid_split=\"\" --set log.level=info >/dev/null 2>&1
+    --set log.tensorboard=false --set eval.max_utterances=4 --set log.level=info >/dev/null 2>&1
   python3 - "$dir" "$np" <<'PY'
 import glob, json, re, sys
 d, np = sys.argv[1], int(sys.argv[2])
