@@ -22,7 +22,8 @@ void AsrModelImpl::set_communicator(dist::Communicator* comm) {
   if (rvq_) rvq_->set_communicator(comm);
 }
 
-ModelOutput AsrModelImpl::forward(const at::Tensor& waveform, const at::Tensor& lengths, bool train) {
+ModelOutput AsrModelImpl::forward(const at::Tensor& waveform, const at::Tensor& lengths, bool train,
+                                  const at::Tensor& utterance_keys) {
   if (waveform.dim() != 2 || lengths.dim() != 1 || lengths.size(0) != waveform.size(0)) {
     throw asr::Error("AsrModel::forward: expects waveform [B, T] and lengths [B]");
   }
@@ -32,7 +33,7 @@ ModelOutput AsrModelImpl::forward(const at::Tensor& waveform, const at::Tensor& 
   auto h = encoder_->forward(fe.features, fe.lengths);
   ModelOutput out;
   if (rvq_) {
-    auto q = rvq_->forward(h, fe.lengths, train);
+    auto q = rvq_->forward(h, fe.lengths, train, utterance_keys);
     h = q.quantized;
     out.vq_loss = q.loss;
     out.metrics = std::move(q.metrics);

@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <unordered_map>
 
 #include "asr/core/error.h"
 #include "asr/dist/communicator.h"
@@ -65,19 +68,73 @@ void ResidualVQImpl::broadcast(std::vector<at::Tensor>& tensors) {
   if (comm_) comm_->broadcast(tensors, 0);
 }
 
-at::Tensor ResidualVQImpl::sample_rows(const at::Tensor& rows, int64_t count) {
-  const int64_t m = rows.size(0);
-  if (m == 0) return torch::randn({count, dim_}, codebooks_.options()) * 0.01;
-  auto pick = m >= count ? torch::randperm(m, torch::kLong).narrow(0, 0, count)
-                         : torch::randint(0, m, {count}, torch::kLong);
-  return rows.index_select(0, pick.to(rows.device()));
+namespace {
+
+uint64_t mix64(uint64_t x) {  // splitmix64's finalizer: a cheap, well-spread hash
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
 }
 
-at::Tensor ResidualVQImpl::kmeans(const at::Tensor& rows) {
+}  // namespace
+
+at::Tensor ResidualVQImpl::sample_rows(const at::Tensor& rows, const at::Tensor& row_keys, int64_t count,
+                                       uint64_t salt) {
+  torch::NoGradGuard no_grad;
+  const int64_t m = rows.size(0);
+  // Local candidates: this rank's `count` smallest hashes (INT64_MAX pads).
+  auto keys = row_keys.to(torch::kCPU).contiguous();
+  const int64_t* kp = keys.data_ptr<int64_t>();
+  std::vector<std::pair<int64_t, int64_t>> local(static_cast<size_t>(m));
+  for (int64_t r = 0; r < m; ++r)
+    local[r] = {static_cast<int64_t>(mix64(static_cast<uint64_t>(kp[r]) ^ mix64(salt)) >> 1), r};
+  const int64_t take = std::min(m, count);
+  std::partial_sort(local.begin(), local.begin() + take, local.end());
+  auto mine = torch::full({count}, std::numeric_limits<int64_t>::max(), torch::kLong);
+  for (int64_t j = 0; j < take; ++j) mine[j] = local[j].first;
+
+  // The global choice: the `count` smallest hashes of all ranks together.
+  std::vector<int64_t> all;
+  if (comm_) {
+    for (auto& t : comm_->all_gather(mine.to(comm_->device())))
+      for (int64_t v : std::vector<int64_t>(t.to(torch::kCPU).data_ptr<int64_t>(),
+                                            t.to(torch::kCPU).data_ptr<int64_t>() + count))
+        all.push_back(v);
+  } else {
+    all.assign(mine.data_ptr<int64_t>(), mine.data_ptr<int64_t>() + count);
+  }
+  all.erase(std::remove(all.begin(), all.end(), std::numeric_limits<int64_t>::max()), all.end());
+  std::sort(all.begin(), all.end());
+  if (all.empty()) {
+    // No valid frame anywhere: small random codes, made identical by rank 0.
+    std::vector<at::Tensor> fallback{torch::randn({count, dim_}, codebooks_.options()) * 0.01};
+    broadcast(fallback);
+    return fallback[0];
+  }
+  all.resize(std::min<size_t>(all.size(), static_cast<size_t>(count)));
+
+  // Each chosen row is filled in by its owner; the sum gives every rank all of
+  // them. With fewer frames than `count`, the chosen rows repeat in order.
+  std::unordered_map<int64_t, int64_t> owned;
+  for (int64_t j = 0; j < take; ++j) owned.emplace(local[j].first, local[j].second);
+  auto picked = torch::zeros({count, dim_}, rows.options());
+  std::vector<int64_t> dst, src;
+  for (int64_t j = 0; j < count; ++j) {
+    auto it = owned.find(all[static_cast<size_t>(j) % all.size()]);
+    if (it != owned.end()) dst.push_back(j), src.push_back(it->second);
+  }
+  if (!dst.empty())
+    picked.index_copy_(0, torch::tensor(dst, torch::kLong).to(rows.device()),
+                       rows.index_select(0, torch::tensor(src, torch::kLong).to(rows.device())));
+  std::vector<at::Tensor> reduce{picked};
+  all_reduce(reduce);
+  return reduce[0];
+}
+
+at::Tensor ResidualVQImpl::kmeans(const at::Tensor& rows, const at::Tensor& row_keys, uint64_t salt) {
   const int64_t k = cfg_.codes;
-  std::vector<at::Tensor> seed{sample_rows(rows, k).contiguous()};
-  broadcast(seed);  // every rank starts from rank 0's centroids
-  auto centroids = seed[0];
+  auto centroids = sample_rows(rows, row_keys, k, salt).contiguous();  // identical on every rank
   for (int it = 0; it < cfg_.kmeans_iters; ++it) {
     auto assign = nearest_code(rows, centroids);
     auto sums = torch::zeros({k, dim_}, rows.options()).index_add_(0, assign, rows);
@@ -90,11 +147,14 @@ at::Tensor ResidualVQImpl::kmeans(const at::Tensor& rows) {
   return centroids;
 }
 
-void ResidualVQImpl::kmeans_initialize(const at::Tensor& rows_in) {
+void ResidualVQImpl::kmeans_initialize(const at::Tensor& rows_in, const at::Tensor& row_keys_in) {
   torch::NoGradGuard no_grad;
   auto residual = rows_in.detach().to(codebooks_.scalar_type());
+  auto row_keys = row_keys_in.defined()
+                      ? row_keys_in
+                      : torch::arange(rows_in.size(0), torch::kLong) + (comm_ ? int64_t(comm_->rank()) << 40 : 0);
   for (int64_t n = 0; n < cfg_.codebooks; ++n) {
-    auto c = kmeans(residual);
+    auto c = kmeans(residual, row_keys, static_cast<uint64_t>(n));
     codebooks_[n].copy_(c);
     if (cfg_.ema) {
       ema_sum_[n].copy_(c);
@@ -105,15 +165,19 @@ void ResidualVQImpl::kmeans_initialize(const at::Tensor& rows_in) {
   state_[0].fill_(1);
 }
 
-void ResidualVQImpl::restart_dead_codes(const std::vector<at::Tensor>& stage_inputs) {
+void ResidualVQImpl::restart_dead_codes(const std::vector<at::Tensor>& stage_inputs, const at::Tensor& row_keys) {
   torch::NoGradGuard no_grad;
   auto dead = usage_ < static_cast<double>(cfg_.dead_code_threshold);  // identical on every rank
   last_dead_.copy_(dead.sum(1));
   if (!dead.any().item<bool>()) return;
+  // Salted by the restart count and stage: fresh candidates each time, the
+  // same on every rank and for every world size.
+  const uint64_t restarts = static_cast<uint64_t>(state_[2].item<int64_t>());
+  state_[2].add_(1);
   std::vector<at::Tensor> cand;
-  for (int64_t n = 0; n < cfg_.codebooks; ++n) cand.push_back(sample_rows(stage_inputs[n], cfg_.codes));
+  for (int64_t n = 0; n < cfg_.codebooks; ++n)
+    cand.push_back(sample_rows(stage_inputs[n], row_keys, cfg_.codes, 1000003ull * (restarts + 1) + n));
   std::vector<at::Tensor> packed{torch::stack(cand).contiguous()};
-  broadcast(packed);  // rank 0's residuals become everyone's new codes
   auto mask = dead.unsqueeze(2);
   codebooks_.copy_(torch::where(mask, packed[0], codebooks_));
   if (cfg_.ema) {
@@ -122,7 +186,8 @@ void ResidualVQImpl::restart_dead_codes(const std::vector<at::Tensor>& stage_inp
   }
 }
 
-RvqOutput ResidualVQImpl::forward(const at::Tensor& x, const at::Tensor& lengths, bool update) {
+RvqOutput ResidualVQImpl::forward(const at::Tensor& x, const at::Tensor& lengths, bool update,
+                                  const at::Tensor& utterance_keys) {
   const int64_t b = x.size(0), t = x.size(1), d = x.size(2);
   const int64_t nbooks = cfg_.codebooks, k = cfg_.codes;
   auto steps = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
@@ -131,10 +196,21 @@ RvqOutput ResidualVQImpl::forward(const at::Tensor& x, const at::Tensor& lengths
   // Only valid frames are quantized: padding never reaches a codebook.
   auto rows = x.reshape({-1, d}).index_select(0, idx);
   const int64_t m = rows.size(0);
+  // A key per valid frame: (utterance key, frame index). Without keys from the
+  // caller, (rank, batch position) keeps them unique across ranks.
+  at::Tensor row_keys;
+  if (update) {
+    auto ukeys = utterance_keys.defined()
+                     ? utterance_keys.to(torch::kCPU, torch::kLong)
+                     : torch::arange(b, torch::kLong) + (comm_ ? int64_t(comm_->rank()) << 40 : int64_t{0});
+    row_keys = (ukeys.unsqueeze(1) * (int64_t{1} << 22) + torch::arange(t, torch::kLong).unsqueeze(0))
+                   .reshape({-1})
+                   .index_select(0, idx.to(torch::kCPU));
+  }
 
   if (update && !initialized()) {
     if (cfg_.kmeans_init) {
-      kmeans_initialize(rows);
+      kmeans_initialize(rows, row_keys);
     } else {
       state_[0].fill_(1);
     }
@@ -184,7 +260,7 @@ RvqOutput ResidualVQImpl::forward(const at::Tensor& x, const at::Tensor& lengths
     }
     state_[1].add_(1);
     if (state_[1].item<int64_t>() >= cfg_.dead_code_window) {
-      restart_dead_codes(stage_inputs);
+      restart_dead_codes(stage_inputs, row_keys);
       usage_.zero_();
       state_[1].zero_();
     }

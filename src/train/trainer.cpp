@@ -288,7 +288,7 @@ bool Trainer::State::run_step(std::vector<Batch>& micro_batches) {
     Batch& batch = micro_batches[m];
     const bool last_micro = m + 1 == n_micro;
     sync->begin_step(/*synchronize=*/last_micro);
-    auto out = model->forward(batch.audio, batch.lengths, /*train=*/true);
+    auto out = model->forward(batch.audio, batch.lengths, /*train=*/true, torch::tensor(batch.indices, torch::kLong));
     auto ctc = model::ctc_loss_sum(out.log_probs, out.out_lengths, batch.targets, batch.target_lengths);
     const double frames = static_cast<double>(out.out_lengths.sum().item<int64_t>());
     // Global counts first: each rank's loss is its sum divided by the GLOBAL

@@ -18,17 +18,23 @@ class RecordingCommunicator : public asr::dist::Communicator {
   std::string backend_name() const override { return "recording"; }
   void all_reduce_sum(std::vector<at::Tensor>& t) override {
     ++reduces;
-    for (auto& x : t) x.mul_(2);  // as if the other rank held identical data
+    for (auto& x : t) {
+      if (reduce_value) x.fill_(*reduce_value);
+      else x.mul_(2);  // as if the other rank held identical data
+    }
   }
   void broadcast(std::vector<at::Tensor>& t, int root) override {
     ++broadcasts;
     EXPECT_EQ(root, 0);
     if (broadcast_value) for (auto& x : t) x.fill_(*broadcast_value);
   }
-  std::vector<at::Tensor> all_gather(const at::Tensor& t) override { return {t, t}; }
+  std::vector<at::Tensor> all_gather(const at::Tensor& t) override {
+    ++gathers;
+    return {t, t};
+  }
   void barrier() override {}
-  int reduces = 0, broadcasts = 0;
-  std::optional<float> broadcast_value;
+  int reduces = 0, broadcasts = 0, gathers = 0;
+  std::optional<float> broadcast_value, reduce_value;
 };
 
 asr::RvqConfig config(int books, int codes) {
@@ -137,25 +143,29 @@ TEST(Rvq, StatisticsGoThroughTheCommunicator) {
   cfg.kmeans_init = true;
   cfg.kmeans_iters = 3;
   cfg.dead_code_window = 1;
-  cfg.dead_code_threshold = 1000000;  // every code is "dead": all restart from rank 0
+  cfg.dead_code_threshold = 1000000;  // every code is "dead": all restart
   ResidualVQ vq(cfg, 2);
   RecordingCommunicator comm;
   vq->set_communicator(&comm);
   auto x = clustered(8).unsqueeze(0);
   vq->forward(x, torch::tensor({32L}), true);
-  // k-means: one seed broadcast + kmeans_iters reductions per codebook; then
-  // one reduction of the step's counts/sums and one restart broadcast.
-  EXPECT_EQ(comm.reduces, 2 * 3 + 1);
-  EXPECT_EQ(comm.broadcasts, 2 + 1);
-  comm.broadcast_value = 7.0f;
+  // Per codebook, k-means seeds take one gather of candidate hashes and one
+  // reduction of the chosen rows, then kmeans_iters reductions; the step's
+  // counts/sums take one; the restart takes a gather and a reduction per
+  // codebook. Nothing is broadcast: every rank computes the same choice.
+  EXPECT_EQ(comm.reduces, 2 * (1 + 3) + 1 + 2);
+  EXPECT_EQ(comm.gathers, 2 + 2);
+  EXPECT_EQ(comm.broadcasts, 0);
+  comm.reduce_value = 7.0f;
   vq->forward(x, torch::tensor({32L}), true);
-  // The restart vectors are whatever rank 0 broadcast, on this rank too.
+  // The restart vectors are what the collective delivered, on this rank too.
   EXPECT_TRUE((vq->codebooks() == 7.0f).all().item<bool>());
   // Eval mode runs no collectives.
-  const int r = comm.reduces, b = comm.broadcasts;
+  const int r = comm.reduces, b = comm.broadcasts, g = comm.gathers;
   vq->forward(x, torch::tensor({32L}), false);
   EXPECT_EQ(comm.reduces, r);
   EXPECT_EQ(comm.broadcasts, b);
+  EXPECT_EQ(comm.gathers, g);
 }
 
 TEST(Rvq, CodebookLossTrainsCodesAndCommitsEncoder) {

@@ -36,7 +36,10 @@ class AsrModelImpl : public torch::nn::Module {
   // train = true puts the module in training mode (dropout, batch-norm
   // statistics) and lets the quantizer update its codebooks, which runs
   // collectives on the communicator; false = eval mode, no collectives.
-  ModelOutput forward(const at::Tensor& waveform, const at::Tensor& lengths, bool train);
+  // utterance_keys: [B] int64 identifying utterances across ranks (dataset
+  // indices); they make the RVQ's candidate sampling world-size independent.
+  ModelOutput forward(const at::Tensor& waveform, const at::Tensor& lengths, bool train,
+                      const at::Tensor& utterance_keys = {});
 
   at::Tensor output_lengths(const at::Tensor& input_lengths) const { return frontend_->output_lengths(input_lengths); }
   void set_communicator(dist::Communicator* comm);

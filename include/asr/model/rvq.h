@@ -45,7 +45,12 @@ class ResidualVQImpl : public torch::nn::Module {
 
   // x: [B, T, D]; lengths: [B] valid frames. update = training step: may
   // initialize, EMA-update and restart codebooks (collectives included).
-  RvqOutput forward(const at::Tensor& x, const at::Tensor& lengths, bool update);
+  // utterance_keys: [B] int64 identifying each utterance across ranks (the
+  // trainer passes dataset indices). Candidate vectors for k-means seeding
+  // and dead-code restarts are chosen by these keys, so every world size
+  // picks the same frames. Undefined = keys made from (rank, batch position).
+  RvqOutput forward(const at::Tensor& x, const at::Tensor& lengths, bool update,
+                    const at::Tensor& utterance_keys = {});
 
   // nullptr (the default) = purely local statistics.
   void set_communicator(dist::Communicator* comm) { comm_ = comm; }
@@ -55,14 +60,16 @@ class ResidualVQImpl : public torch::nn::Module {
   bool initialized() const;
   // Runs k-means on these valid rows [M, D] now (stage by stage), as the
   // first training batch does when kmeans_init is set.
-  void kmeans_initialize(const at::Tensor& rows);
+  void kmeans_initialize(const at::Tensor& rows, const at::Tensor& row_keys = {});
 
  private:
   void all_reduce(std::vector<at::Tensor>& tensors);
   void broadcast(std::vector<at::Tensor>& tensors);
-  at::Tensor sample_rows(const at::Tensor& rows, int64_t count);
-  at::Tensor kmeans(const at::Tensor& rows);
-  void restart_dead_codes(const std::vector<at::Tensor>& stage_inputs);
+  // `count` rows chosen by the smallest hashes of (row key, salt) over all
+  // ranks, identical on every rank and for every world size.
+  at::Tensor sample_rows(const at::Tensor& rows, const at::Tensor& row_keys, int64_t count, uint64_t salt);
+  at::Tensor kmeans(const at::Tensor& rows, const at::Tensor& row_keys, uint64_t salt);
+  void restart_dead_codes(const std::vector<at::Tensor>& stage_inputs, const at::Tensor& row_keys);
 
   RvqConfig cfg_;
   int64_t dim_;
@@ -70,7 +77,7 @@ class ResidualVQImpl : public torch::nn::Module {
   at::Tensor codebooks_;               // [N, K, D]
   at::Tensor ema_count_, ema_sum_;     // [N, K], [N, K, D] (EMA mode)
   at::Tensor usage_;                   // [N, K] assignments in the current window (all ranks)
-  at::Tensor state_;                   // [3] int64: initialized, steps in window, unused
+  at::Tensor state_;                   // [3] int64: initialized, steps in window, restarts so far
   at::Tensor last_dead_;               // [N] int64
 };
 TORCH_MODULE(ResidualVQ);
