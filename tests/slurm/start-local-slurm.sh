@@ -90,6 +90,10 @@ pick_port() {
   done
   cannot_run "no free TCP port pair found"
 }
+# A port found free can be taken before slurmctld binds it (another test
+# cluster, a trainer's rendezvous): then the controller dies at once, and the
+# start is retried on other ports.
+for attempt in 1 2 3; do
 ctld_port=$(pick_port)
 slurmd_port=$((ctld_port + 1))
 
@@ -173,14 +177,21 @@ slurmd -N "$node_name" >"$dir/log/slurmd.out" 2>&1 ||
 
 state=""
 for _ in $(seq 120); do
+  # A dead controller makes every sinfo wait out its timeout: notice it first.
+  if [[ -f "$dir/slurmctld.pid" ]] && ! kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
+    state="slurmctld exited"
+    break
+  fi
   state=$(sinfo -h -n "$node_name" -o '%t' 2>/dev/null | head -n 1 || true)
   [[ "$state" == idle ]] && break
   sleep 0.5
 done
-if [[ "$state" != idle ]]; then
-  tail -n 20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 2>/dev/null || true
-  "$(dirname "$0")/stop-local-slurm.sh" "$dir" >&2 || true
-  cannot_run "node $node_name did not become idle (state '${state:-none}')"
-fi
+[[ "$state" == idle ]] && break
+tail -n 5 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 2>/dev/null || true
+"$(dirname "$0")/stop-local-slurm.sh" "$dir" >&2 || true
+rm -f "$dir/slurmctld.pid" "$dir/slurmd.pid"
+say "attempt $attempt: cluster on port $ctld_port did not come up (${state:-no node state}); trying other ports"
+done
+[[ "$state" == idle ]] || cannot_run "node $node_name did not become idle after 3 attempts (state '${state:-none}')"
 say "cluster $cluster up: node $node_name idle, MpiDefault=$mpi_default, conf $SLURM_CONF"
 echo "export SLURM_CONF='$SLURM_CONF'"
