@@ -43,6 +43,13 @@ OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
 echo "== 4/4 decode the held-out test split with the best checkpoint"
 ckpt=$work/run/checkpoints/best.ckpt
 [[ -f $ckpt ]] || ckpt=$(ls -1 "$work"/run/checkpoints/step-*.ckpt | tail -n 1)
+echo "-- greedy:"
 "$bin/asr_decode" --checkpoint "$ckpt" --data "$work/data" --split test --threads "$(nproc)" \
   --format text > "$work/test-decoded.tsv"
-echo "decoded transcripts: $work/test-decoded.tsv"
+# Beam search with a character 6-gram LM from the corpus transcripts
+# (asr_decode leaves out the transcripts of the utterances it decodes).
+echo "-- beam 8 + character LM:"
+"$bin/asr_decode" --checkpoint "$ckpt" --data "$work/data" --split test --threads "$(nproc)" \
+  --beam 8 --lm-text "$work/corpus/metadata.csv" --lm-weight 0.5 --lm-bonus 1.0 \
+  --format jsonl > "$work/test-decoded-lm.jsonl"
+echo "decoded transcripts: $work/test-decoded.tsv (greedy), $work/test-decoded-lm.jsonl (beam + LM)"
