@@ -313,25 +313,29 @@ bool Trainer::State::run_step(std::vector<Batch>& micro_batches) {
   }
   sync->finish_step();
   const auto& sync_stats = sync->last_timings();
-  loss_sum = ctc_sum + vq_weight.weight_at(step) * vq_sum;
+  loss_sum = ctc_sum + vq_w * vq_sum;
 
   // After the all-reduce every rank holds the same gradients, so the norm is
   // the same everywhere; the flag still goes round so a NaN loss seen on one
-  // rank only makes every rank skip together.
-  double grad_norm = 0;
-  {
-    torch::NoGradGuard g;
-    for (auto& p : model->parameters())
-      if (p.grad().defined()) grad_norm += p.grad().pow(2).sum().item<double>();
-    grad_norm = std::sqrt(grad_norm);
-  }
+  // rank only makes every rank skip together. One norm (one device sync)
+  // serves both the skip decision and clipping.
+  torch::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (auto& p : model->parameters())
+    if (p.grad().defined()) grads.push_back(p.grad());
+  std::vector<at::Tensor> norms;
+  for (auto& g : grads) norms.push_back(g.norm());
+  const double grad_norm = norms.empty() ? 0.0 : torch::stack(norms).norm().item<double>();
   bool skip = comm.any_rank(local_nonfinite || !std::isfinite(grad_norm));
   if (skip) {
     progress.skipped_steps += 1;
     if (comm.is_root())
       spdlog::warn("step {}: non-finite loss or gradient on some rank; every rank skips it", step + 1);
   } else {
-    if (cfg.optim.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), cfg.optim.grad_clip);
+    // Global-norm clipping, as torch::nn::utils::clip_grad_norm_ does it.
+    const double clip_coef = cfg.optim.grad_clip / (grad_norm + 1e-6);
+    if (cfg.optim.grad_clip > 0 && clip_coef < 1)
+      for (auto& g : grads) g.mul_(clip_coef);
     const double lr_now = lr.lr_at(step);
     for (auto& group : optimizer->param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr_now);
