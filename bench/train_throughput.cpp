@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
       longest = std::max(longest, l);
       *audio_seconds += double(l) / cfg.model.sample_rate;
     }
-    // Length-bucketed batches pad little: sort so the shape matches what the trainer feeds.
+    // Random lengths, not length-bucketed: the padded batch the seed trained on.
     auto audio = torch::randn({batch, longest}) * 0.1;
     auto lengths = torch::tensor(lens, torch::kLong);
     // ~14 characters per second of speech, ~3 characters per BPE token.

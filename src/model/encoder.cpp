@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "asr/core/error.h"
+#include "asr/model/dropout.h"
 
 namespace asr::model {
 
@@ -19,40 +20,47 @@ at::Tensor sinusoidal_positions(int64_t frames, int64_t d_model, const at::Tenso
 
 EncoderLayerImpl::EncoderLayerImpl(int64_t d_model, int64_t heads, int64_t ff_dim, double dropout,
                                    double attention_dropout, bool pre_ln)
-    : heads_(heads), pre_ln_(pre_ln), attn_dropout_(attention_dropout) {
+    : heads_(heads), pre_ln_(pre_ln), dropout_(dropout), attn_dropout_(attention_dropout) {
   qkv_ = register_module("qkv", torch::nn::Linear(d_model, 3 * d_model));
   proj_ = register_module("proj", torch::nn::Linear(d_model, d_model));
   ff1_ = register_module("ff1", torch::nn::Linear(d_model, ff_dim));
   ff2_ = register_module("ff2", torch::nn::Linear(ff_dim, d_model));
   norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
   norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
-  drop_ = register_module("drop", torch::nn::Dropout(dropout));
 }
 
-at::Tensor EncoderLayerImpl::attention(const at::Tensor& x, const at::Tensor& key_bias) {
-  const int64_t b = x.size(0), t = x.size(1), d = x.size(2), dh = d / heads_;
-  // [B, T, 3, H, Dh] -> three [B, H, T, Dh] views.
-  auto qkv = qkv_->forward(x).view({b, t, 3, heads_, dh}).permute({2, 0, 3, 1, 4});
-  auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(dh)));
-  auto scores = torch::matmul(q, qkv[1].transpose(-2, -1)) + key_bias;  // [B, H, T, T]
-  auto weights = torch::softmax(scores, -1);
-  if (is_training() && attn_dropout_ > 0) weights = torch::dropout(weights, attn_dropout_, true);
-  auto ctx = torch::matmul(weights, qkv[2]);  // [B, H, T, Dh]
-  return proj_->forward(ctx.transpose(1, 2).reshape({b, t, d}));
-}
-
-at::Tensor EncoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& key_bias) {
-  auto ff = [this](const at::Tensor& h) { return ff2_->forward(drop_->forward(torch::relu(ff1_->forward(h)))); };
-  if (pre_ln_) {
-    auto h = x + drop_->forward(attention(norm1_->forward(x), key_bias));
-    return h + drop_->forward(ff(norm2_->forward(h)));
+at::Tensor EncoderLayerImpl::attention(const at::Tensor& x, const std::vector<int64_t>& lengths) {
+  const int64_t d = x.size(1), dh = d / heads_;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+  auto qkv = qkv_->forward(x);  // [N, 3D]
+  std::vector<at::Tensor> contexts;
+  int64_t offset = 0;
+  for (int64_t t : lengths) {
+    if (t == 0) continue;
+    // This utterance's [T, 3, H, Dh] rows -> three [H, T, Dh] views.
+    auto u = qkv.narrow(0, offset, t).view({t, 3, heads_, dh}).permute({1, 2, 0, 3});
+    auto weights = torch::softmax(torch::matmul(u[0] * scale, u[1].transpose(-2, -1)), -1);  // [H, T, T]
+    weights = model::dropout(weights, attn_dropout_, is_training());
+    contexts.push_back(torch::matmul(weights, u[2]).permute({1, 0, 2}).reshape({t, d}));
+    offset += t;
   }
-  auto h = norm1_->forward(x + drop_->forward(attention(x, key_bias)));
-  return norm2_->forward(h + drop_->forward(ff(h)));
+  auto context = contexts.empty() ? torch::zeros({0, d}, x.options()) : torch::cat(contexts, 0);
+  return proj_->forward(context);
+}
+
+at::Tensor EncoderLayerImpl::forward(const at::Tensor& x, const std::vector<int64_t>& lengths) {
+  auto drop = [this](const at::Tensor& h) { return model::dropout(h, dropout_, is_training()); };
+  auto ff = [&](const at::Tensor& h) { return ff2_->forward(drop(torch::relu(ff1_->forward(h)))); };
+  if (pre_ln_) {
+    auto h = x + drop(attention(norm1_->forward(x), lengths));
+    return h + drop(ff(norm2_->forward(h)));
+  }
+  auto h = norm1_->forward(x + drop(attention(x, lengths)));
+  return norm2_->forward(h + drop(ff(h)));
 }
 
 TransformerEncoderImpl::TransformerEncoderImpl(const EncoderConfig& cfg)
-    : d_model_(cfg.d_model), pre_ln_(cfg.pre_ln) {
+    : d_model_(cfg.d_model), pre_ln_(cfg.pre_ln), dropout_(cfg.dropout) {
   if (cfg.d_model < 2 || cfg.heads < 1 || cfg.d_model % cfg.heads != 0) {
     throw asr::Error("model.encoder: d_model (" + std::to_string(cfg.d_model) +
                      ") must be a positive multiple of heads (" + std::to_string(cfg.heads) + ")");
@@ -75,21 +83,20 @@ TransformerEncoderImpl::TransformerEncoderImpl(const EncoderConfig& cfg)
   }
   // Pre-LN leaves the residual stream unnormalized; close it with one norm.
   if (pre_ln_) final_norm_ = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.d_model})));
-  drop_ = register_module("drop", torch::nn::Dropout(cfg.dropout));
 }
 
 at::Tensor TransformerEncoderImpl::forward(const at::Tensor& x, const at::Tensor& lengths) {
-  const int64_t t = x.size(1);
-  auto h = drop_->forward(x + sinusoidal_positions(t, d_model_, x.options()).unsqueeze(0));
-  auto steps = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-  auto padded = steps.unsqueeze(0) >= lengths.to(x.device()).unsqueeze(1);  // [B, T]
-  // A large finite penalty, not -inf: an empty utterance gets uniform weights
-  // instead of NaNs, and valid keys still take all the probability mass.
-  auto key_bias = torch::zeros({x.size(0), 1, 1, t}, x.options())
-                      .masked_fill(padded.view({x.size(0), 1, 1, t}), -1e9);
-  for (auto& layer : layers_) h = layer->forward(h, key_bias);
+  const int64_t b = x.size(0), t = x.size(1), d = x.size(2);
+  auto lens = lengths.to(torch::kCPU, torch::kLong).clamp(0, t).contiguous();
+  std::vector<int64_t> per_utt(lens.data_ptr<int64_t>(), lens.data_ptr<int64_t>() + b);
+  // Row index of every valid frame in the flattened [B * T] batch.
+  auto steps = torch::arange(t, torch::kLong);
+  auto rows = (steps.unsqueeze(0) < lens.unsqueeze(1)).reshape({-1}).nonzero().squeeze(1).to(x.device());
+  auto h = (x + sinusoidal_positions(t, d_model_, x.options()).unsqueeze(0)).reshape({b * t, d}).index_select(0, rows);
+  h = model::dropout(h, dropout_, is_training());
+  for (auto& layer : layers_) h = layer->forward(h, per_utt);
   if (pre_ln_) h = final_norm_->forward(h);
-  return h;
+  return torch::zeros({b * t, d}, x.options()).index_copy(0, rows, h).view({b, t, d});
 }
 
 }  // namespace asr::model

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "asr/core/error.h"
+#include "asr/model/conv_ops.h"
 
 namespace asr::model {
 
@@ -135,11 +136,15 @@ FrontendOutput WaveformFrontend::forward(const at::Tensor& waveform, const at::T
   for (auto& x : xs) x = at::avg_pool1d(x, {pool_}, {pool_});
   for (auto& b : blocks_) {
     std::vector<at::Tensor> hs;
-    for (const auto& x : xs) hs.push_back(b.conv->forward(F::pad(x, F::PadFuncOptions({b.pad_left, b.pad_right}))));
-    hs = b.norm->forward(hs);
+    for (const auto& x : xs) {
+      auto padded = F::pad(x, F::PadFuncOptions({b.pad_left, b.pad_right}));
+      hs.push_back(x.size(1) == 1 ? conv1d_one_input_channel(padded, b.conv->weight) : b.conv->forward(padded));
+    }
+    hs = b.norm->forward(hs, /*relu=*/true);
     for (size_t i = 0; i < xs.size(); ++i) {
-      auto y = b.down->forward(torch::relu(hs[i]));
-      xs[i] = y + b.skip->forward(xs[i]).narrow(2, 0, y.size(2));
+      auto y = conv1d_chunked_backward(hs[i], b.down->weight, b.down->bias, b.stride, b.down_pad);
+      auto skip = conv1d_pointwise(xs[i], b.skip->weight, b.skip->bias, b.stride);
+      xs[i] = y + skip.narrow(2, 0, y.size(2));
     }
   }
   for (auto& x : xs) x = out_->forward(x);
@@ -218,8 +223,7 @@ FrontendOutput LogMelFrontend::forward(const at::Tensor& waveform, const at::Ten
   }
   for (size_t i = 0; i < convs_.size(); ++i) {
     for (auto& x : xs) x = convs_[i]->forward(x);
-    xs = norms_[i]->forward(xs);
-    for (auto& x : xs) x = torch::relu(x);
+    xs = norms_[i]->forward(xs, /*relu=*/true);
   }
   for (auto& x : xs) x = out_->forward(x);
   return {pad_batch(xs, active, frames, out_->options.out_channels(), waveform.options()), out_len};

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "asr/core/error.h"
+#include "asr/model/pooled_batch_norm.h"
 
 namespace asr::model {
 
@@ -30,7 +31,27 @@ MaskedNormImpl::MaskedNormImpl(NormKind kind, int64_t channels, int64_t groups, 
   }
 }
 
-std::vector<at::Tensor> MaskedNormImpl::forward(const std::vector<at::Tensor>& xs) {
+std::vector<at::Tensor> MaskedNormImpl::forward(const std::vector<at::Tensor>& xs, bool relu) {
+  if (kind_ == NormKind::batch && is_training() && !xs.empty()) {
+    // Statistics of every valid frame of the batch, never of padding.
+    auto moments = pooled_moments(xs);
+    {
+      torch::NoGradGuard no_grad;
+      const double total = static_cast<double>(moments.frames);
+      const double unbias = total > 1 ? total / (total - 1) : 1.0;
+      running_mean_.mul_(1 - momentum_).add_(moments.mean, momentum_);
+      running_var_.mul_(1 - momentum_).add_(moments.variance * unbias, momentum_);
+    }
+    return pooled_batch_norm(xs, weight_, bias_, moments, eps_, relu);
+  }
+  auto out = normalize(xs);
+  if (relu) {
+    for (auto& y : out) y.relu_();  // no norm needs its output for its gradient
+  }
+  return out;
+}
+
+std::vector<at::Tensor> MaskedNormImpl::normalize(const std::vector<at::Tensor>& xs) {
   std::vector<at::Tensor> out;
   out.reserve(xs.size());
   if (kind_ == NormKind::group) {
@@ -47,34 +68,11 @@ std::vector<at::Tensor> MaskedNormImpl::forward(const std::vector<at::Tensor>& x
     }
     return out;
   }
-  at::Tensor mean, var;
-  if (is_training() && !xs.empty()) {
-    // Pool per-utterance moments weighted by frame counts: the statistics of
-    // all valid frames of the batch, without concatenating them.
-    at::Tensor sum, sumsq;
-    double total = 0;
-    for (const auto& x : xs) {
-      auto [v, m] = at::var_mean(x, at::IntArrayRef{0, 2}, /*unbiased=*/false);
-      const double n = static_cast<double>(x.size(2));
-      sum = sum.defined() ? sum + m * n : m * n;
-      sumsq = sumsq.defined() ? sumsq + (v + m * m) * n : (v + m * m) * n;
-      total += n;
-    }
-    mean = sum / total;
-    var = (sumsq / total - mean * mean).clamp_min(0.0);
-    torch::NoGradGuard no_grad;
-    const double unbias = total > 1 ? total / (total - 1) : 1.0;
-    running_mean_.mul_(1 - momentum_).add_(mean.detach(), momentum_);
-    running_var_.mul_(1 - momentum_).add_(var.detach() * unbias, momentum_);
-  } else {
-    mean = running_mean_;
-    var = running_var_;
+  // Inference: the running statistics, one fused pass per map.
+  for (const auto& x : xs) {
+    out.push_back(std::get<0>(at::native_batch_norm(x, weight_, bias_, running_mean_, running_var_,
+                                                    /*training=*/false, 0.0, eps_)));
   }
-  // y = x * a + c with a = gamma * rstd and c = beta - mean * a: one fused pass.
-  auto a = torch::rsqrt(var + eps_) * weight_;
-  auto c = (bias_ - mean * a).view({1, -1, 1});
-  a = a.view({1, -1, 1});
-  for (const auto& x : xs) out.push_back(at::addcmul(c, x, a));
   return out;
 }
 

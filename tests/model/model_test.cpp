@@ -151,6 +151,55 @@ TEST(MaskedNorm, BatchStatisticsIgnorePadding) {
   EXPECT_TRUE(torch::allclose(a, b));
 }
 
+// The fused per-utterance batch norm (+ ReLU) must equal native
+// training-mode batch norm over all frames laid end to end: outputs, every
+// gradient and the running statistics. float runs the CPU kernels, double
+// the composite fallback that other devices use.
+class PooledBatchNorm : public ::testing::TestWithParam<std::tuple<bool, at::ScalarType>> {};
+
+TEST_P(PooledBatchNorm, EqualsNativeBatchNormOverConcatenatedFrames) {
+  const auto [relu, dtype] = GetParam();
+  torch::manual_seed(3);
+  const int64_t c = 6;
+  const auto opts = torch::TensorOptions().dtype(dtype);
+  std::vector<at::Tensor> xs;
+  for (int64_t len : {37L, 5L, 1L, 600L}) xs.push_back((torch::randn({1, c, len}, opts) * 2 + 0.5).requires_grad_());
+  MaskedNorm ours(NormKind::batch, c, 1);
+  torch::nn::BatchNorm1d ref{torch::nn::BatchNorm1dOptions(c)};
+  ours->to(dtype);
+  ref->to(dtype);
+  {
+    torch::NoGradGuard ng;
+    auto w = torch::rand({c}, opts) + 0.5, b = torch::randn({c}, opts);
+    for (const auto& params : {ours->named_parameters(), ref->named_parameters()}) {
+      params["weight"].copy_(w);
+      params["bias"].copy_(b);
+    }
+  }
+  auto ys = ours->forward(xs, relu);
+  auto cat_in = torch::cat(xs, 2).detach().requires_grad_();
+  auto cat_out = ref->forward(cat_in);
+  if (relu) cat_out = torch::relu(cat_out);
+  auto upstream = torch::randn_like(cat_out);
+  torch::cat(ys, 2).mul(upstream).sum().backward();
+  cat_out.mul(upstream).sum().backward();
+  EXPECT_TRUE(torch::allclose(torch::cat(ys, 2), cat_out, 1e-5, 1e-5));
+  std::vector<at::Tensor> grads;
+  for (const auto& x : xs) grads.push_back(x.grad());
+  EXPECT_TRUE(torch::allclose(torch::cat(grads, 2), cat_in.grad(), 1e-4, 1e-5));
+  for (const char* name : {"weight", "bias"}) {
+    EXPECT_TRUE(torch::allclose(ours->named_parameters()[name].grad(), ref->named_parameters()[name].grad(), 1e-4,
+                                1e-4))
+        << name;
+  }
+  for (const char* name : {"running_mean", "running_var"}) {
+    EXPECT_TRUE(torch::allclose(ours->named_buffers()[name], ref->named_buffers()[name], 1e-5, 1e-6)) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(ReluAndDtype, PooledBatchNorm,
+                         ::testing::Combine(::testing::Bool(), ::testing::Values(at::kFloat, at::kDouble)));
+
 TEST(Model, ShapesAndNormalizedLogProbs) {
   auto cfg = small_config();
   AsrModel model(cfg);

@@ -1,10 +1,12 @@
 // Transformer encoder over [B, T, d_model] frames with sinusoidal positions
-// computed for whatever T arrives (no length limit) and key-padding masks
-// from true lengths. Attention is plain matmul/softmax; the weights are never
-// returned or kept beyond what autograd needs.
+// computed for whatever T arrives (no length limit). Only valid frames are
+// computed: the layers see the batch packed as [sum of lengths, d_model]
+// rows, and attention runs utterance by utterance over its own frames, so
+// padding costs nothing (a batch of LJSpeech-like clips in random order is
+// ~40% padding) and needs no mask. Attention is plain matmul/softmax; the
+// weights are never returned or kept beyond what autograd needs.
 #pragma once
 #include <torch/nn/module.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
@@ -19,32 +21,33 @@ class EncoderLayerImpl : public torch::nn::Module {
  public:
   EncoderLayerImpl(int64_t d_model, int64_t heads, int64_t ff_dim, double dropout, double attention_dropout,
                    bool pre_ln);
-  // key_bias: [B, 1, 1, T] additive (0 valid, very negative padded).
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_bias);
+  // x: [N, d_model], the valid frames of the batch's utterances one after
+  // another; lengths: frames per utterance (summing to N).
+  at::Tensor forward(const at::Tensor& x, const std::vector<int64_t>& lengths);
 
  private:
-  at::Tensor attention(const at::Tensor& x, const at::Tensor& key_bias);
+  at::Tensor attention(const at::Tensor& x, const std::vector<int64_t>& lengths);
   int64_t heads_;
   bool pre_ln_;
   torch::nn::Linear qkv_{nullptr}, proj_{nullptr}, ff1_{nullptr}, ff2_{nullptr};
   torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
-  torch::nn::Dropout drop_{nullptr};
-  double attn_dropout_;
+  double dropout_, attn_dropout_;
 };
 TORCH_MODULE(EncoderLayer);
 
 class TransformerEncoderImpl : public torch::nn::Module {
  public:
   TransformerEncoderImpl(const EncoderConfig& cfg);
-  // x: [B, T, d_model]; lengths: [B] int64 valid frames.
+  // x: [B, T, d_model]; lengths: [B] int64 valid frames. Returns
+  // [B, T, d_model] with padded frames zero.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& lengths);
 
  private:
   int64_t d_model_;
   bool pre_ln_;
+  double dropout_;
   std::vector<EncoderLayer> layers_;
   torch::nn::LayerNorm final_norm_{nullptr};
-  torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(TransformerEncoder);
 

@@ -24,12 +24,15 @@ class MaskedNormImpl : public torch::nn::Module {
   MaskedNormImpl(NormKind kind, int64_t channels, int64_t groups, double eps = 1e-5,
                  double momentum = 0.1);
 
-  // Each element [1, C, L_b] with L_b >= 1; returns the normalized maps.
-  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& xs);
+  // Each element [1, C, L_b] with L_b >= 1; returns the normalized maps,
+  // passed through a ReLU when `relu` (fused with training-mode batch norm).
+  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& xs, bool relu = false);
 
   NormKind kind() const { return kind_; }
 
  private:
+  // Everything but training-mode batch norm.
+  std::vector<at::Tensor> normalize(const std::vector<at::Tensor>& xs);
   NormKind kind_;
   int64_t channels_;
   int64_t groups_;

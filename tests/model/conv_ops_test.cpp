@@ -1,0 +1,80 @@
+#include "asr/model/conv_ops.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+using namespace asr::model;
+
+namespace {
+
+// Values and gradients (input, weight, bias) of `ours` against `reference`.
+template <class Ours, class Reference>
+void expect_same_conv(at::Tensor x, at::Tensor w, at::Tensor b, Ours ours, Reference reference) {
+  auto run = [&](auto f) {
+    auto xi = x.detach().clone().requires_grad_(), wi = w.detach().clone().requires_grad_();
+    auto bi = b.defined() ? b.detach().clone().requires_grad_() : at::Tensor();
+    auto y = f(xi, wi, bi);
+    torch::manual_seed(9);
+    y.mul(torch::randn_like(y)).sum().backward();
+    return std::make_tuple(y.detach(), xi.grad(), wi.grad(), bi.defined() ? bi.grad() : at::Tensor());
+  };
+  auto [y1, gx1, gw1, gb1] = run(ours);
+  auto [y2, gx2, gw2, gb2] = run(reference);
+  ASSERT_EQ(y1.sizes(), y2.sizes());
+  EXPECT_TRUE(torch::allclose(y1, y2, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(gx1, gx2, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(gw1, gw2, 1e-4, 1e-4));
+  if (gb1.defined()) EXPECT_TRUE(torch::allclose(gb1, gb2, 1e-4, 1e-4));
+}
+
+}  // namespace
+
+TEST(ConvOps, OneInputChannelEqualsConv1d) {
+  torch::manual_seed(1);
+  for (int64_t len : {8L, 9L, 50L, 1001L}) {
+    expect_same_conv(torch::randn({1, 1, len}), torch::randn({16, 1, 8}), at::Tensor(),
+                     [](auto x, auto w, auto) { return conv1d_one_input_channel(x, w); },
+                     [](auto x, auto w, auto) { return at::conv1d(x, w); });
+  }
+}
+
+TEST(ConvOps, PointwiseEqualsStridedOneByOneConv) {
+  torch::manual_seed(2);
+  for (int64_t cin : {1L, 5L}) {
+    for (int64_t stride : {1L, 3L, 4L}) {
+      for (int64_t len : {1L, 4L, 17L, 400L}) {
+        expect_same_conv(torch::randn({1, cin, len}), torch::randn({7, cin, 1}), torch::randn({7}),
+                         [stride](auto x, auto w, auto b) { return conv1d_pointwise(x, w, b, stride); },
+                         [stride](auto x, auto w, auto b) { return at::conv1d(x, w, b, at::IntArrayRef{stride}); });
+      }
+    }
+  }
+}
+
+TEST(ConvOps, ChunkedBackwardEqualsConv1d) {
+  torch::manual_seed(3);
+  // Chunk boundaries inside, at and beyond the padding; lengths that leave a
+  // partial last chunk; with and without bias.
+  for (int64_t len : {9L, 64L, 301L}) {
+    for (int64_t chunk : {1L, 7L, 512L}) {
+      for (bool bias : {true, false}) {
+        expect_same_conv(torch::randn({1, 5, len}), torch::randn({6, 5, 8}), bias ? torch::randn({6}) : at::Tensor(),
+                         [chunk](auto x, auto w, auto b) { return conv1d_chunked_backward(x, w, b, 4, 2, chunk); },
+                         [](auto x, auto w, auto b) {
+                           return at::conv1d(x, w, b, at::IntArrayRef{4}, at::IntArrayRef{2});
+                         });
+      }
+    }
+  }
+}
+
+TEST(ConvOps, ChunkedBackwardLeavesUnreadFramesZero) {
+  // Stride above the kernel: some input frames feed no output at all.
+  torch::manual_seed(4);
+  for (int64_t chunk : {1L, 3L, 100L}) {
+    expect_same_conv(torch::randn({1, 3, 43}), torch::randn({2, 3, 2}), torch::randn({2}),
+                     [chunk](auto x, auto w, auto b) { return conv1d_chunked_backward(x, w, b, 5, 1, chunk); },
+                     [](auto x, auto w, auto b) { return at::conv1d(x, w, b, at::IntArrayRef{5}, at::IntArrayRef{1}); });
+  }
+}
+
