@@ -29,33 +29,62 @@ EncoderLayerImpl::EncoderLayerImpl(int64_t d_model, int64_t heads, int64_t ff_di
   norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
 }
 
-at::Tensor EncoderLayerImpl::attention(const at::Tensor& x, const std::vector<int64_t>& lengths) {
-  const int64_t d = x.size(1), dh = d / heads_;
+at::Tensor attend_each_utterance(const at::Tensor& qkv, const PackedFrames& packed, int64_t heads, double dropout,
+                                 bool training) {
+  const int64_t d = qkv.size(1) / 3, dh = d / heads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
-  auto qkv = qkv_->forward(x);  // [N, 3D]
   std::vector<at::Tensor> contexts;
   int64_t offset = 0;
-  for (int64_t t : lengths) {
+  for (int64_t t : packed.lengths) {
     if (t == 0) continue;
     // This utterance's [T, 3, H, Dh] rows -> three [H, T, Dh] views.
-    auto u = qkv.narrow(0, offset, t).view({t, 3, heads_, dh}).permute({1, 2, 0, 3});
+    auto u = qkv.narrow(0, offset, t).view({t, 3, heads, dh}).permute({1, 2, 0, 3});
     auto weights = torch::softmax(torch::matmul(u[0] * scale, u[1].transpose(-2, -1)), -1);  // [H, T, T]
-    weights = model::dropout(weights, attn_dropout_, is_training());
+    weights = model::dropout(weights, dropout, training);
     contexts.push_back(torch::matmul(weights, u[2]).permute({1, 0, 2}).reshape({t, d}));
     offset += t;
   }
-  auto context = contexts.empty() ? torch::zeros({0, d}, x.options()) : torch::cat(contexts, 0);
+  return contexts.empty() ? torch::zeros({0, d}, qkv.options()) : torch::cat(contexts, 0);
+}
+
+at::Tensor attend_padded(const at::Tensor& qkv, const PackedFrames& packed, int64_t heads, double dropout,
+                         bool training) {
+  const int64_t b = packed.batch, t = packed.frames, d = qkv.size(1) / 3, dh = d / heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+  // [B, T, 3, H, Dh] -> three [B, H, T, Dh] views.
+  auto u = torch::zeros({b * t, 3 * d}, qkv.options())
+               .index_copy(0, packed.rows, qkv)
+               .view({b, t, 3, heads, dh})
+               .permute({2, 0, 3, 1, 4});
+  auto lengths = torch::tensor(packed.lengths, torch::kLong).to(qkv.device());
+  auto steps = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(qkv.device()));
+  // A large finite penalty, not -inf: padded query rows stay finite (they
+  // are dropped below) and valid keys take all the probability mass.
+  auto key_bias = torch::zeros({b, 1, 1, t}, qkv.options())
+                      .masked_fill((steps.unsqueeze(0) >= lengths.unsqueeze(1)).view({b, 1, 1, t}), -1e9);
+  auto weights = torch::softmax(torch::matmul(u[0] * scale, u[1].transpose(-2, -1)) + key_bias, -1);
+  weights = model::dropout(weights, dropout, training);
+  auto context = torch::matmul(weights, u[2]).transpose(1, 2).reshape({b * t, d});  // [B * T, D]
+  return context.index_select(0, packed.rows);
+}
+
+at::Tensor EncoderLayerImpl::attention(const at::Tensor& x, const PackedFrames& packed) {
+  auto qkv = qkv_->forward(x);  // [N, 3D]
+  // One core gains from skipping padding; an accelerator from one batched
+  // launch instead of a few small ones per utterance.
+  auto context = x.device().is_cpu() ? attend_each_utterance(qkv, packed, heads_, attn_dropout_, is_training())
+                                     : attend_padded(qkv, packed, heads_, attn_dropout_, is_training());
   return proj_->forward(context);
 }
 
-at::Tensor EncoderLayerImpl::forward(const at::Tensor& x, const std::vector<int64_t>& lengths) {
+at::Tensor EncoderLayerImpl::forward(const at::Tensor& x, const PackedFrames& packed) {
   auto drop = [this](const at::Tensor& h) { return model::dropout(h, dropout_, is_training()); };
   auto ff = [&](const at::Tensor& h) { return ff2_->forward(drop(torch::relu(ff1_->forward(h)))); };
   if (pre_ln_) {
-    auto h = x + drop(attention(norm1_->forward(x), lengths));
+    auto h = x + drop(attention(norm1_->forward(x), packed));
     return h + drop(ff(norm2_->forward(h)));
   }
-  auto h = norm1_->forward(x + drop(attention(x, lengths)));
+  auto h = norm1_->forward(x + drop(attention(x, packed)));
   return norm2_->forward(h + drop(ff(h)));
 }
 
@@ -87,16 +116,23 @@ TransformerEncoderImpl::TransformerEncoderImpl(const EncoderConfig& cfg)
 
 at::Tensor TransformerEncoderImpl::forward(const at::Tensor& x, const at::Tensor& lengths) {
   const int64_t b = x.size(0), t = x.size(1), d = x.size(2);
-  auto lens = lengths.to(torch::kCPU, torch::kLong).clamp(0, t).contiguous();
-  std::vector<int64_t> per_utt(lens.data_ptr<int64_t>(), lens.data_ptr<int64_t>() + b);
-  // Row index of every valid frame in the flattened [B * T] batch.
-  auto steps = torch::arange(t, torch::kLong);
-  auto rows = (steps.unsqueeze(0) < lens.unsqueeze(1)).reshape({-1}).nonzero().squeeze(1).to(x.device());
-  auto h = (x + sinusoidal_positions(t, d_model_, x.options()).unsqueeze(0)).reshape({b * t, d}).index_select(0, rows);
-  h = model::dropout(h, dropout_, is_training());
-  for (auto& layer : layers_) h = layer->forward(h, per_utt);
+  auto packed = pack_frames(lengths, b, t, x.device());
+  auto h = (x + sinusoidal_positions(t, d_model_, x.options()).unsqueeze(0)).reshape({b * t, d});
+  h = model::dropout(h.index_select(0, packed.rows), dropout_, is_training());
+  for (auto& layer : layers_) h = layer->forward(h, packed);
   if (pre_ln_) h = final_norm_->forward(h);
-  return torch::zeros({b * t, d}, x.options()).index_copy(0, rows, h).view({b, t, d});
+  return torch::zeros({b * t, d}, x.options()).index_copy(0, packed.rows, h).view({b, t, d});
+}
+
+PackedFrames pack_frames(const at::Tensor& lengths, int64_t batch, int64_t frames, const at::Device& device) {
+  PackedFrames p;
+  p.batch = batch;
+  p.frames = frames;
+  auto lens = lengths.to(torch::kCPU, torch::kLong).clamp(0, frames).contiguous();
+  p.lengths.assign(lens.data_ptr<int64_t>(), lens.data_ptr<int64_t>() + lens.numel());
+  auto steps = torch::arange(frames, torch::kLong);
+  p.rows = (steps.unsqueeze(0) < lens.unsqueeze(1)).reshape({-1}).nonzero().squeeze(1).to(device);
+  return p;
 }
 
 }  // namespace asr::model

@@ -142,9 +142,13 @@ FrontendOutput WaveformFrontend::forward(const at::Tensor& waveform, const at::T
     }
     hs = b.norm->forward(hs, /*relu=*/true);
     for (size_t i = 0; i < xs.size(); ++i) {
-      auto y = conv1d_chunked_backward(hs[i], b.down->weight, b.down->bias, b.stride, b.down_pad);
-      auto skip = conv1d_pointwise(xs[i], b.skip->weight, b.skip->bias, b.stride);
-      xs[i] = y + skip.narrow(2, 0, y.size(2));
+      auto y = hs[i].device().is_cpu()
+                   ? conv1d_chunked_backward(hs[i], b.down->weight, b.down->bias, b.stride, b.down_pad)
+                   : b.down->forward(hs[i]);
+      // Only the input frames whose projection is kept: the skip path is
+      // trimmed to the main path's length before it is computed.
+      const int64_t kept = std::min(xs[i].size(2), (y.size(2) - 1) * b.stride + 1);
+      xs[i] = y + conv1d_pointwise(xs[i].narrow(2, 0, kept), b.skip->weight, b.skip->bias, b.stride);
     }
   }
   for (auto& x : xs) x = out_->forward(x);

@@ -7,6 +7,7 @@
 #include "asr/dist/communicator.h"
 #include "asr/model/asr_model.h"
 #include "asr/model/ctc.h"
+#include "asr/model/encoder.h"
 #include "asr/model/frontend.h"
 #include "asr/model/rvq.h"
 
@@ -276,3 +277,25 @@ TEST(Ctc, TrueOutputLengthsMatter) {
   EXPECT_NEAR(both.sum.item<double>(), first.sum.item<double>() + second.sum.item<double>(), 1e-4);
 }
 
+
+// The CPU path (each utterance alone) and the accelerator path (one padded
+// batch with a key mask) of attention must agree, values and gradients.
+TEST(Encoder, PerUtteranceAttentionEqualsPaddedAttention) {
+  torch::manual_seed(8);
+  const int64_t heads = 4, d = 16, b = 4, t = 11;
+  auto packed = pack_frames(torch::tensor({11L, 0L, 5L, 1L}), b, t, torch::kCPU);
+  ASSERT_EQ(packed.rows.numel(), 17);
+  auto qkv = torch::randn({17, 3 * d});
+  auto run = [&](auto attend) {
+    auto in = qkv.clone().requires_grad_();
+    auto out = attend(in, packed, heads, 0.0, true);
+    torch::manual_seed(1);
+    out.mul(torch::randn_like(out)).sum().backward();
+    return std::make_pair(out.detach(), in.grad());
+  };
+  auto [each, each_grad] = run(attend_each_utterance);
+  auto [padded, padded_grad] = run(attend_padded);
+  ASSERT_EQ(each.sizes(), (std::vector<int64_t>{17, d}));
+  EXPECT_TRUE(torch::allclose(each, padded, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(each_grad, padded_grad, 1e-5, 1e-6));
+}

@@ -1,9 +1,9 @@
 // Transformer encoder over [B, T, d_model] frames with sinusoidal positions
 // computed for whatever T arrives (no length limit). Only valid frames are
 // computed: the layers see the batch packed as [sum of lengths, d_model]
-// rows, and attention runs utterance by utterance over its own frames, so
-// padding costs nothing (a batch of LJSpeech-like clips in random order is
-// ~40% padding) and needs no mask. Attention is plain matmul/softmax; the
+// rows, and on CPU attention runs utterance by utterance over its own
+// frames, so padding costs nothing (a batch of LJSpeech-like clips in random
+// order is ~40% padding). Attention is plain matmul/softmax; the
 // weights are never returned or kept beyond what autograd needs.
 #pragma once
 #include <torch/nn/module.h>
@@ -17,16 +17,34 @@
 
 namespace asr::model {
 
+// The valid frames of a padded [B, T, D] batch as rows of a [N, D] tensor:
+// utterance after utterance, each in time order.
+struct PackedFrames {
+  std::vector<int64_t> lengths;  // valid frames per utterance, summing to N
+  at::Tensor rows;               // [N] int64 index of each valid frame in the flattened [B * T]
+  int64_t batch = 0, frames = 0;  // B and T
+};
+
+PackedFrames pack_frames(const at::Tensor& lengths, int64_t batch, int64_t frames, const at::Device& device);
+
+// Multi-head attention of packed frames within their own utterance.
+// qkv: [N, 3 * D] (queries, keys, values); returns the [N, D] contexts.
+// Each utterance on its own (no padding: the CPU path) or as one padded
+// batch with a key mask (the accelerator path); equal up to rounding.
+at::Tensor attend_each_utterance(const at::Tensor& qkv, const PackedFrames& packed, int64_t heads, double dropout,
+                                 bool training);
+at::Tensor attend_padded(const at::Tensor& qkv, const PackedFrames& packed, int64_t heads, double dropout,
+                         bool training);
+
 class EncoderLayerImpl : public torch::nn::Module {
  public:
   EncoderLayerImpl(int64_t d_model, int64_t heads, int64_t ff_dim, double dropout, double attention_dropout,
                    bool pre_ln);
-  // x: [N, d_model], the valid frames of the batch's utterances one after
-  // another; lengths: frames per utterance (summing to N).
-  at::Tensor forward(const at::Tensor& x, const std::vector<int64_t>& lengths);
+  // x: [N, d_model], the batch's valid frames as packed.
+  at::Tensor forward(const at::Tensor& x, const PackedFrames& packed);
 
  private:
-  at::Tensor attention(const at::Tensor& x, const std::vector<int64_t>& lengths);
+  at::Tensor attention(const at::Tensor& x, const PackedFrames& packed);
   int64_t heads_;
   bool pre_ln_;
   torch::nn::Linear qkv_{nullptr}, proj_{nullptr}, ff1_{nullptr}, ff2_{nullptr};
