@@ -61,6 +61,19 @@ at::Tensor pad_batch(const std::vector<at::Tensor>& maps, const std::vector<int6
   return torch::stack(rows);
 }
 
+// One utterance's conv: in fixed-shape chunks on CPU (see conv_ops.h), one
+// call elsewhere.
+at::Tensor conv(const at::Tensor& x, const torch::nn::Conv1d& layer, int64_t stride, int64_t pad_left,
+                int64_t pad_right) {
+  // Threads split each chunk, so chunks grow with them.
+  if (x.device().is_cpu()) {
+    return conv1d_chunked(x, layer->weight, layer->bias, stride, pad_left, pad_right,
+                          512 * std::max(1, at::get_num_threads()));
+  }
+  return at::conv1d(at::constant_pad_nd(x, {pad_left, pad_right}), layer->weight, layer->bias,
+                    at::IntArrayRef{stride});
+}
+
 void require_positive(int value, const char* key) {
   if (value < 1) {
     throw asr::Error(std::string("model.frontend.") + key + ": must be at least 1, got " +
@@ -137,14 +150,15 @@ FrontendOutput WaveformFrontend::forward(const at::Tensor& waveform, const at::T
   for (auto& b : blocks_) {
     std::vector<at::Tensor> hs;
     for (const auto& x : xs) {
-      auto padded = F::pad(x, F::PadFuncOptions({b.pad_left, b.pad_right}));
-      hs.push_back(x.size(1) == 1 ? conv1d_one_input_channel(padded, b.conv->weight) : b.conv->forward(padded));
+      if (x.size(1) == 1) {
+        hs.push_back(conv1d_one_input_channel(F::pad(x, F::PadFuncOptions({b.pad_left, b.pad_right})), b.conv->weight));
+      } else {
+        hs.push_back(conv(x, b.conv, 1, b.pad_left, b.pad_right));
+      }
     }
     hs = b.norm->forward(hs, /*relu=*/true);
     for (size_t i = 0; i < xs.size(); ++i) {
-      auto y = hs[i].device().is_cpu()
-                   ? conv1d_chunked_backward(hs[i], b.down->weight, b.down->bias, b.stride, b.down_pad)
-                   : b.down->forward(hs[i]);
+      auto y = conv(hs[i], b.down, b.stride, b.down_pad, b.down_pad);
       // Only the input frames whose projection is kept: the skip path is
       // trimmed to the main path's length before it is computed.
       const int64_t kept = std::min(xs[i].size(2), (y.size(2) - 1) * b.stride + 1);
@@ -226,7 +240,7 @@ FrontendOutput LogMelFrontend::forward(const at::Tensor& waveform, const at::Ten
     x = torch::log(mel + 1e-6).transpose(1, 2).contiguous();       // [1, n_mels, frames]
   }
   for (size_t i = 0; i < convs_.size(); ++i) {
-    for (auto& x : xs) x = convs_[i]->forward(x);
+    for (auto& x : xs) x = conv(x, convs_[i], strides_[i], strides_[i] - 1, strides_[i] - 1);
     xs = norms_[i]->forward(xs, /*relu=*/true);
   }
   for (auto& x : xs) x = out_->forward(x);

@@ -51,7 +51,7 @@ TEST(ConvOps, PointwiseEqualsStridedOneByOneConv) {
   }
 }
 
-TEST(ConvOps, ChunkedBackwardEqualsConv1d) {
+TEST(ConvOps, ChunkedEqualsConv1d) {
   torch::manual_seed(3);
   // Chunk boundaries inside, at and beyond the padding; lengths that leave a
   // partial last chunk; with and without bias.
@@ -59,7 +59,7 @@ TEST(ConvOps, ChunkedBackwardEqualsConv1d) {
     for (int64_t chunk : {1L, 7L, 512L}) {
       for (bool bias : {true, false}) {
         expect_same_conv(torch::randn({1, 5, len}), torch::randn({6, 5, 8}), bias ? torch::randn({6}) : at::Tensor(),
-                         [chunk](auto x, auto w, auto b) { return conv1d_chunked_backward(x, w, b, 4, 2, chunk); },
+                         [chunk](auto x, auto w, auto b) { return conv1d_chunked(x, w, b, 4, 2, 2, chunk); },
                          [](auto x, auto w, auto b) {
                            return at::conv1d(x, w, b, at::IntArrayRef{4}, at::IntArrayRef{2});
                          });
@@ -68,13 +68,24 @@ TEST(ConvOps, ChunkedBackwardEqualsConv1d) {
   }
 }
 
-TEST(ConvOps, ChunkedBackwardLeavesUnreadFramesZero) {
+TEST(ConvOps, ChunkedLeavesUnreadFramesZero) {
   // Stride above the kernel: some input frames feed no output at all.
   torch::manual_seed(4);
   for (int64_t chunk : {1L, 3L, 100L}) {
     expect_same_conv(torch::randn({1, 3, 43}), torch::randn({2, 3, 2}), torch::randn({2}),
-                     [chunk](auto x, auto w, auto b) { return conv1d_chunked_backward(x, w, b, 5, 1, chunk); },
+                     [chunk](auto x, auto w, auto b) { return conv1d_chunked(x, w, b, 5, 1, 1, chunk); },
                      [](auto x, auto w, auto b) { return at::conv1d(x, w, b, at::IntArrayRef{5}, at::IntArrayRef{1}); });
+  }
+}
+
+TEST(ConvOps, ChunkedTakesAsymmetricPaddingLikeAnEvenSameConv) {
+  torch::manual_seed(5);
+  for (int64_t len : {1L, 7L, 8L, 200L}) {
+    for (int64_t chunk : {3L, 64L}) {
+      expect_same_conv(torch::randn({1, 4, len}), torch::randn({5, 4, 8}), torch::randn({5}),
+                       [chunk](auto x, auto w, auto b) { return conv1d_chunked(x, w, b, 1, 3, 4, chunk); },
+                       [](auto x, auto w, auto b) { return at::conv1d(at::constant_pad_nd(x, {3, 4}), w, b); });
+    }
   }
 }
 

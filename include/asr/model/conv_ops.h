@@ -17,13 +17,15 @@ at::Tensor conv1d_one_input_channel(const at::Tensor& x, const at::Tensor& weigh
 // Returns [1, C_out, ceil(L / stride)].
 at::Tensor conv1d_pointwise(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride);
 
-// at::conv1d(x, weight, bias, stride, padding) for x [1, C_in, L], whose
-// backward runs over chunks of `chunk` output frames. oneDNN's backward of
-// the first block's strided conv (64 channels, 32k frames per 6 s
-// utterance) ran at half the speed per frame of the same conv on a quarter
-// of the frames: the maps outgrow the cache. Chunks keep each piece of input
-// and gradient in L2.
-at::Tensor conv1d_chunked_backward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                                   int64_t stride, int64_t padding, int64_t chunk = 512);
+// at::conv1d of x [1, C_in, L] zero-padded by pad_left / pad_right, computed
+// over chunks of `chunk` output frames (short maps: the smallest power of
+// two that holds them), forward and backward. Two costs of one call per
+// utterance on CPU go away: every utterance length was a new shape, so
+// oneDNN generated new kernels and layout reorders for each conv of each
+// utterance (~10% of a seed-parity step); and the first block's 32k-frame
+// maps outgrew the cache, halving the speed of its backward. The last chunk
+// is padded to full width, so every call has one of a few shapes.
+at::Tensor conv1d_chunked(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+                          int64_t pad_left, int64_t pad_right, int64_t chunk = 512);
 
 }  // namespace asr::model
