@@ -150,11 +150,9 @@ FrontendOutput WaveformFrontend::forward(const at::Tensor& waveform, const at::T
   for (auto& b : blocks_) {
     std::vector<at::Tensor> hs;
     for (const auto& x : xs) {
-      if (x.size(1) == 1) {
-        hs.push_back(conv1d_one_input_channel(F::pad(x, F::PadFuncOptions({b.pad_left, b.pad_right})), b.conv->weight));
-      } else {
-        hs.push_back(conv(x, b.conv, 1, b.pad_left, b.pad_right));
-      }
+      hs.push_back(x.size(1) == 1 ? conv1d_one_input_channel(at::constant_pad_nd(x, {b.pad_left, b.pad_right}),
+                                                             b.conv->weight)
+                                  : conv(x, b.conv, 1, b.pad_left, b.pad_right));
     }
     hs = b.norm->forward(hs, /*relu=*/true);
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -165,7 +163,7 @@ FrontendOutput WaveformFrontend::forward(const at::Tensor& waveform, const at::T
       xs[i] = y + conv1d_pointwise(xs[i].narrow(2, 0, kept), b.skip->weight, b.skip->bias, b.stride);
     }
   }
-  for (auto& x : xs) x = out_->forward(x);
+  for (auto& x : xs) x = conv1d_pointwise(x, out_->weight, out_->bias, 1);
   return {pad_batch(xs, active, frames, out_->options.out_channels(), waveform.options()), out_len};
 }
 
@@ -243,7 +241,7 @@ FrontendOutput LogMelFrontend::forward(const at::Tensor& waveform, const at::Ten
     for (auto& x : xs) x = conv(x, convs_[i], strides_[i], strides_[i] - 1, strides_[i] - 1);
     xs = norms_[i]->forward(xs, /*relu=*/true);
   }
-  for (auto& x : xs) x = out_->forward(x);
+  for (auto& x : xs) x = conv1d_pointwise(x, out_->weight, out_->bias, 1);
   return {pad_batch(xs, active, frames, out_->options.out_channels(), waveform.options()), out_len};
 }
 
