@@ -203,7 +203,7 @@ class PooledBatchNormFn : public torch::autograd::Function<PooledBatchNormFn> {
       const auto& x = saved[i];
       auto dy = dys[i].contiguous();
       dys[i] = dy;
-      if (use_cpu_kernels(x) && a.device().is_cpu()) {
+      if (use_cpu_kernels(x)) {  // a, c and the k_* live with the weight, on x's device
         gradient_sums_kernel(dy, x, a.data_ptr<float>(), c.data_ptr<float>(), relu, sum_g.data_ptr<double>(),
                              sum_gx.data_ptr<double>());
       } else {
@@ -230,7 +230,7 @@ class PooledBatchNormFn : public torch::autograd::Function<PooledBatchNormFn> {
     grads.reserve(n + 7);
     for (size_t i = 0; i < n; ++i) {
       const auto& x = saved[i];
-      if (use_cpu_kernels(x) && a.device().is_cpu()) {
+      if (use_cpu_kernels(x)) {
         grads.push_back(input_gradient_kernel(dys[i], x, a.data_ptr<float>(), c.data_ptr<float>(), relu,
                                               k_dy.data_ptr<float>(), k_x.data_ptr<float>(),
                                               k_1.data_ptr<float>()));

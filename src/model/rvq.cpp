@@ -9,6 +9,7 @@
 
 #include "asr/core/error.h"
 #include "asr/dist/communicator.h"
+#include "asr/model/packed_frames.h"
 
 namespace asr::model {
 
@@ -190,9 +191,7 @@ RvqOutput ResidualVQImpl::forward(const at::Tensor& x, const at::Tensor& lengths
                                   const at::Tensor& utterance_keys) {
   const int64_t b = x.size(0), t = x.size(1), d = x.size(2);
   const int64_t nbooks = cfg_.codebooks, k = cfg_.codes;
-  auto steps = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-  auto valid = (steps.unsqueeze(0) < lengths.to(x.device()).unsqueeze(1)).reshape({-1});
-  auto idx = valid.nonzero().squeeze(1);
+  auto idx = pack_frames(lengths, b, t, x.device()).rows;
   // Only valid frames are quantized: padding never reaches a codebook.
   auto rows = x.reshape({-1, d}).index_select(0, idx);
   const int64_t m = rows.size(0);

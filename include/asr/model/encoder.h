@@ -14,18 +14,9 @@
 #include <vector>
 
 #include "asr/model/model_config.h"
+#include "asr/model/packed_frames.h"
 
 namespace asr::model {
-
-// The valid frames of a padded [B, T, D] batch as rows of a [N, D] tensor:
-// utterance after utterance, each in time order.
-struct PackedFrames {
-  std::vector<int64_t> lengths;  // valid frames per utterance, summing to N
-  at::Tensor rows;               // [N] int64 index of each valid frame in the flattened [B * T]
-  int64_t batch = 0, frames = 0;  // B and T
-};
-
-PackedFrames pack_frames(const at::Tensor& lengths, int64_t batch, int64_t frames, const at::Device& device);
 
 // Multi-head attention of packed frames within their own utterance.
 // qkv: [N, 3 * D] (queries, keys, values); returns the [N, D] contexts.
