@@ -7,7 +7,7 @@ set -euo pipefail
 build=${1:-build}
 hidden=${2:-50000}
 steps=${3:-20}
-tool="$build/tests/asr_dist_tool"
+tool="$build/tests/asr_distributed_tool"
 run=(mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1 -np 2 "$tool" train
      --steps="$steps" --global-batch=64 --hidden="$hidden" --bucket-mb=0.5 --first-bucket-mb=0.1)
 for mode in overlap no-overlap; do

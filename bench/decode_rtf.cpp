@@ -20,8 +20,8 @@
 #include "asr/decode/decoder.h"
 #include "asr/model/asr_model.h"
 #include "asr/text/tokenizer.h"
-#include "asr/train/checkpoint.h"
-#include "asr/train/checkpoint_torch.h"
+#include "asr/core/checkpoint_file.h"
+#include "asr/model/module_state.h"
 #include "asr/train/config.h"
 
 #ifndef ASR_SOURCE_DIR

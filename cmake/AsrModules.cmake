@@ -1,6 +1,8 @@
 # asr_add_module(NAME DEPS ...): a static library asr_NAME_lib from src/NAME/*.cpp
 # with the public headers under include/asr/NAME. The token TORCH in DEPS
 # links LibTorch and reuses one precompiled header for all torch modules.
+# Other asr_<module>_lib entries in DEPS are the modules NAME may use: they
+# are recorded for asr_check_module_layers() below.
 function(asr_add_module name)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
   file(GLOB _srcs CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/src/${name}/*.cpp")
@@ -18,6 +20,41 @@ function(asr_add_module name)
     asr_use_torch_pch(asr_${name}_lib)
   endif()
   target_link_libraries(asr_${name}_lib PUBLIC ${_deps})
+  set(_uses "")
+  foreach(_d ${_deps})
+    if(_d MATCHES "^asr_(.+)_lib$")
+      list(APPEND _uses ${CMAKE_MATCH_1})
+    endif()
+  endforeach()
+  set_property(GLOBAL APPEND PROPERTY ASR_MODULES ${name})
+  set_property(GLOBAL PROPERTY ASR_MODULE_USES_${name} "${_uses}")
+endfunction()
+
+# The module graph as "name:dep,dep;name:..." for cmake/CheckModuleLayers.cmake.
+function(asr_module_graph out_var)
+  get_property(_modules GLOBAL PROPERTY ASR_MODULES)
+  set(_graph "")
+  foreach(_m ${_modules})
+    get_property(_uses GLOBAL PROPERTY ASR_MODULE_USES_${_m})
+    string(REPLACE ";" "," _uses "${_uses}")
+    list(APPEND _graph "${_m}:${_uses}")
+  endforeach()
+  set(${out_var} "${_graph}" PARENT_SCOPE)
+endfunction()
+
+# Fails the configure step when a module's sources or headers include a
+# header of a module it does not link (directly or through its deps), and
+# registers the same check as a test so an include added later is caught.
+function(asr_check_module_layers)
+  asr_module_graph(_graph)
+  string(REPLACE ";" "|" _arg "${_graph}")
+  execute_process(COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} "-DGRAPH=${_arg}"
+                          -P ${PROJECT_SOURCE_DIR}/cmake/CheckModuleLayers.cmake
+                  RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
+  if(NOT _rc EQUAL 0)
+    message(FATAL_ERROR "${_out}${_err}")
+  endif()
+  set(ASR_MODULE_GRAPH_ARG "${_arg}" PARENT_SCOPE)
 endfunction()
 
 # One PCH of the torch headers, built once and shared by every torch target.

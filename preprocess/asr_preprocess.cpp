@@ -46,11 +46,9 @@ int main(int argc, char** argv) {
     spdlog::info("wrote {}", o.output);
     spdlog::info("{}", asr::describe(summary));
     return asr::kExitOk;
-  } catch (const asr::Error& e) {
-    spdlog::error("{}", e.what());
-    return asr::kExitUsage;
   } catch (const std::exception& e) {
-    spdlog::error("unexpected failure: {}", e.what());
-    return asr::kExitFailure;
+    const int code = asr::exit_code_for(e);
+    spdlog::error("{}{}", code == asr::kExitFailure ? "unexpected failure: " : "", e.what());
+    return code;
   }
 }

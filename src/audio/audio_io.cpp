@@ -35,7 +35,7 @@ void check_not_truncated(SNDFILE* f, const std::string& path) {
   if (std::sscanf(p, "\ndata : %llu (should be %llu)", &declared, &actual) != 2) return;
   if (declared == 0 || declared == 0x7fffffffULL || declared == 0xffffffffULL) return;
   if (actual < declared)
-    throw Error(path + ": truncated file (header promises " + std::to_string(declared) + " data bytes, " +
+    throw DataError(path + ": truncated file (header promises " + std::to_string(declared) + " data bytes, " +
                 std::to_string(actual) + " present)");
 }
 
@@ -45,10 +45,10 @@ SndfilePtr open_for_read(const std::string& path, SF_INFO* info) {
   if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, not an audio file");
   *info = SF_INFO{};
   SNDFILE* f = sf_open(path.c_str(), SFM_READ, info);
-  if (!f) throw Error(path + ": not a readable audio file (" + sf_strerror(nullptr) + ")");
+  if (!f) throw DataError(path + ": not a readable audio file (" + sf_strerror(nullptr) + ")");
   SndfilePtr owned(f);
   if (info->channels <= 0 || info->samplerate <= 0)
-    throw Error(path + ": invalid header (channels " + std::to_string(info->channels) + ", rate " +
+    throw DataError(path + ": invalid header (channels " + std::to_string(info->channels) + ", rate " +
                 std::to_string(info->samplerate) + ")");
   check_not_truncated(owned.get(), path);
   return owned;
@@ -66,7 +66,7 @@ std::vector<float> load_audio(const std::string& path, int target_rate, AudioInf
   SF_INFO sfi;
   SndfilePtr f = open_for_read(path, &sfi);
   AudioInfo info{sfi.samplerate, sfi.channels, static_cast<int64_t>(sfi.frames)};
-  if (info.frames <= 0) throw Error(path + ": contains no audio (0 frames)");
+  if (info.frames <= 0) throw DataError(path + ": contains no audio (0 frames)");
 
   const int ch = info.channels;
   std::vector<float> mono(static_cast<size_t>(info.frames));
@@ -91,10 +91,10 @@ std::vector<float> load_audio(const std::string& path, int target_rate, AudioInf
     done += got;
   }
   if (done != info.frames)
-    throw Error(path + ": truncated or corrupt audio data (read " + std::to_string(done) + " of " +
+    throw DataError(path + ": truncated or corrupt audio data (read " + std::to_string(done) + " of " +
                 std::to_string(info.frames) + " frames)");
   for (float& s : mono)
-    if (!std::isfinite(s)) throw Error(path + ": contains NaN or infinite samples");
+    if (!std::isfinite(s)) throw DataError(path + ": contains NaN or infinite samples");
   if (info_out) *info_out = info;
   if (target_rate <= 0 || target_rate == info.sample_rate) return mono;
   return resample(mono, info.sample_rate, target_rate);
@@ -145,13 +145,13 @@ void write_wav16(const std::string& path, const std::vector<float>& samples, int
   sfi.channels = 1;
   sfi.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
   SNDFILE* f = sf_open(tmp.c_str(), SFM_WRITE, &sfi);
-  if (!f) throw Error("cannot create " + path + ": " + sf_strerror(nullptr));
+  if (!f) throw DataError("cannot create " + path + ": " + sf_strerror(nullptr));
   std::vector<int16_t> pcm = to_int16(samples.data(), samples.size());
   sf_count_t wrote = sf_write_short(f, pcm.data(), static_cast<sf_count_t>(pcm.size()));
   int rc = sf_close(f);
   if (wrote != static_cast<sf_count_t>(pcm.size()) || rc != 0) {
     ::unlink(tmp.c_str());
-    throw Error("cannot write " + path + " (disk full?)");
+    throw DataError("cannot write " + path + " (disk full?)");
   }
   rename_durable(tmp, path);
 }

@@ -19,16 +19,16 @@ fs::path temp_path_for(const fs::path& final_path) {
 
 void fsync_path(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw Error("cannot open " + path.string() + " to sync it: " + std::strerror(errno));
+  if (fd < 0) throw DataError("cannot open " + path.string() + " to sync it: " + std::strerror(errno));
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);
-  if (rc != 0) throw Error("fsync of " + path.string() + " failed: " + std::strerror(err));
+  if (rc != 0) throw DataError("fsync of " + path.string() + " failed: " + std::strerror(err));
 }
 
 void rename_durable(const fs::path& from, const fs::path& to) {
   if (::rename(from.c_str(), to.c_str()) != 0)
-    throw Error("cannot rename " + from.string() + " to " + to.string() + ": " + std::strerror(errno));
+    throw DataError("cannot rename " + from.string() + " to " + to.string() + ": " + std::strerror(errno));
   fs::path dir = to.parent_path().empty() ? fs::path(".") : to.parent_path();
   fsync_path(dir);
 }
@@ -36,7 +36,7 @@ void rename_durable(const fs::path& from, const fs::path& to) {
 void write_file_atomic(const fs::path& path, std::string_view bytes) {
   fs::path tmp = temp_path_for(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw Error("cannot create " + tmp.string() + ": " + std::strerror(errno));
+  if (fd < 0) throw DataError("cannot create " + tmp.string() + ": " + std::strerror(errno));
   const char* p = bytes.data();
   size_t left = bytes.size();
   while (left > 0) {
@@ -46,7 +46,7 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
       int err = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      throw Error("cannot write " + path.string() + ": " + std::strerror(err));
+      throw DataError("cannot write " + path.string() + ": " + std::strerror(err));
     }
     p += n;
     left -= static_cast<size_t>(n);
@@ -54,7 +54,7 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
-    throw Error("cannot sync " + path.string() + ": " + std::strerror(err));
+    throw DataError("cannot sync " + path.string() + ": " + std::strerror(err));
   }
   try {
     rename_durable(tmp, path);
@@ -66,10 +66,10 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open " + path.string() + ": " + std::strerror(errno));
+  if (!in) throw DataError("cannot open " + path.string() + ": " + std::strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) throw Error("read error on " + path.string());
+  if (in.bad()) throw DataError("read error on " + path.string());
   return ss.str();
 }
 

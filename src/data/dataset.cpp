@@ -39,12 +39,12 @@ struct CacheEntry {
 
 void check_offsets(const std::vector<int64_t>& off, size_t n, int64_t total, const std::string& name,
                    const std::string& path) {
-  if (off.size() != n + 1) throw Error(path + ": '" + name + "' has " + std::to_string(off.size()) +
+  if (off.size() != n + 1) throw DataError(path + ": '" + name + "' has " + std::to_string(off.size()) +
                                        " entries, expected " + std::to_string(n + 1) + " (corrupt shard?)");
   if (off.front() != 0 || off.back() != total)
-    throw Error(path + ": '" + name + "' does not span its data (corrupt shard?)");
+    throw DataError(path + ": '" + name + "' does not span its data (corrupt shard?)");
   for (size_t i = 1; i < off.size(); ++i)
-    if (off[i] < off[i - 1]) throw Error(path + ": '" + name + "' is not ascending (corrupt shard?)");
+    if (off[i] < off[i - 1]) throw DataError(path + ": '" + name + "' is not ascending (corrupt shard?)");
 }
 
 }  // namespace
@@ -67,6 +67,8 @@ struct Dataset::Impl {
     std::lock_guard<std::mutex> lock(h5::global_mutex());
     shards.clear();
   }
+
+  void add_shard(const json& entry, const fs::path& root, const std::string& manifest_path, bool verify_checksums);
 
   AudioPtr load_shard_audio(size_t s) const {
     const Shard& sh = shards[s];
@@ -150,6 +152,73 @@ Dataset::Dataset(Dataset&&) noexcept = default;
 Dataset& Dataset::operator=(Dataset&&) noexcept = default;
 Dataset::~Dataset() = default;
 
+namespace {
+
+json read_manifest(const std::string& dir, const std::string& manifest_path) {
+  if (!fs::exists(manifest_path))
+    throw Error(manifest_path + " not found: is " + dir + " an asr_preprocess output directory?");
+  json m;
+  try {
+    m = json::parse(read_file(manifest_path));
+  } catch (const json::exception& e) {
+    throw DataError(manifest_path + " is not valid JSON (" + e.what() + ")");
+  }
+  if (m.value("format", std::string()) != shard::kFormatName)
+    throw DataError(manifest_path + " is not an asr_preprocess manifest (format is not '" +
+                    std::string(shard::kFormatName) + "')");
+  const int version = m.at("format_version").get<int>();
+  if (version != shard::kFormatVersion)
+    throw DataError(manifest_path + " has format version " + std::to_string(version) + " but this build reads " +
+                    std::to_string(shard::kFormatVersion) + "; re-run asr_preprocess");
+  return m;
+}
+
+void verify_checksum(const std::string& path, const std::string& want, const std::string& what) {
+  if (!fs::exists(path)) throw DataError(path + " is missing");
+  const std::string crc = crc32c_file_hex(path);
+  if (crc != want)
+    throw DataError(path + ": checksum mismatch (crc32c " + crc + ", manifest says " + want + "); the " + what +
+                    " is corrupt, re-run asr_preprocess");
+}
+
+}  // namespace
+
+// Opens one shard listed in the manifest, checks it against the manifest and
+// appends its utterances' index entries. Caller holds the HDF5 lock.
+void Dataset::Impl::add_shard(const json& entry, const fs::path& root, const std::string& manifest_path,
+                              bool verify_checksums) {
+  Shard sh;
+  sh.path = (root / entry.at("file").get<std::string>()).string();
+  if (!fs::exists(sh.path)) throw DataError(sh.path + ": shard listed in " + manifest_path + " is missing");
+  if (verify_checksums) verify_checksum(sh.path, entry.at("crc32c").get<std::string>(), "shard");
+  sh.file = h5::open_file(sh.path);
+  hid_t f = sh.file.get();
+  if (h5::read_int_attribute(f, shard::kAttrFormatVersion, sh.path) != shard::kFormatVersion)
+    throw DataError(sh.path + ": shard format version differs from the manifest's");
+  if (h5::read_int_attribute(f, shard::kAttrSampleRate, sh.path) != sample_rate)
+    throw DataError(sh.path + ": sample rate differs from the manifest's");
+  auto shard_ids = h5::read_strings(f, shard::kIds, sh.path);
+  auto shard_text = h5::read_strings(f, shard::kText, sh.path);
+  auto shard_norm = h5::read_strings(f, shard::kNormalized, sh.path);
+  sh.offsets = h5::read_int64(f, shard::kOffsets, sh.path);
+  sh.token_offsets = h5::read_int64(f, shard::kTokenOffsets, sh.path);
+  sh.tokens = h5::read_int32(f, shard::kTokens, sh.path);
+  sh.audio_length = h5::dataset_length(f, shard::kAudio, sh.path);
+  const size_t n = shard_ids.size();
+  if (shard_text.size() != n || shard_norm.size() != n || n != entry.at("utterances").get<size_t>())
+    throw DataError(sh.path + ": utterance count disagrees with " + manifest_path + " (corrupt shard?)");
+  check_offsets(sh.offsets, n, sh.audio_length, shard::kOffsets, sh.path);
+  check_offsets(sh.token_offsets, n, static_cast<int64_t>(sh.tokens.size()), shard::kTokenOffsets, sh.path);
+  sh.first = ids.size();
+  for (size_t k = 0; k < n; ++k) {
+    shard_of.push_back(shards.size());
+    ids.push_back(std::move(shard_ids[k]));
+    text.push_back(std::move(shard_text[k]));
+    normalized.push_back(std::move(shard_norm[k]));
+  }
+  shards.push_back(std::move(sh));
+}
+
 Dataset Dataset::open(const std::string& dir, const std::string& split, bool verify_checksums, size_t cache_bytes) {
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
@@ -157,78 +226,20 @@ Dataset Dataset::open(const std::string& dir, const std::string& split, bool ver
   impl->cache_limit = cache_bytes;
   const fs::path root(dir);
   const std::string manifest_path = (root / "manifest.json").string();
-  if (!fs::exists(manifest_path))
-    throw Error(manifest_path + " not found: is " + dir + " an asr_preprocess output directory?");
   try {
-    impl->manifest = json::parse(read_file(manifest_path));
-  } catch (const json::exception& e) {
-    throw Error(manifest_path + " is not valid JSON (" + e.what() + ")");
-  }
-  const json& m = impl->manifest;
-  try {
-    if (m.value("format", std::string()) != shard::kFormatName)
-      throw Error(manifest_path + " is not an asr_preprocess manifest (format is not '" +
-                  std::string(shard::kFormatName) + "')");
-    int version = m.at("format_version").get<int>();
-    if (version != shard::kFormatVersion)
-      throw Error(manifest_path + " has format version " + std::to_string(version) + " but this build reads " +
-                  std::to_string(shard::kFormatVersion) + "; re-run asr_preprocess");
+    impl->manifest = read_manifest(dir, manifest_path);
+    const json& m = impl->manifest;
     impl->sample_rate = m.at("sample_rate").get<int>();
     const json& tok = m.at("tokenizer");
     impl->tokenizer_path = (root / tok.at("file").get<std::string>()).string();
     if (!m.at("splits").contains(split))
-      throw Error(manifest_path + " has no split '" + split + "' (expected train, val or test)");
-    const json& sj = m.at("splits").at(split);
-
-    if (verify_checksums) {
-      if (!fs::exists(impl->tokenizer_path)) throw Error(impl->tokenizer_path + " is missing");
-      std::string crc = crc32c_file_hex(impl->tokenizer_path);
-      if (crc != tok.at("crc32c").get<std::string>())
-        throw Error(impl->tokenizer_path + ": checksum mismatch (crc32c " + crc + ", manifest says " +
-                    tok.at("crc32c").get<std::string>() + "); the file is corrupt");
-    }
-
+      throw DataError(manifest_path + " has no split '" + split + "' (expected train, val or test)");
+    if (verify_checksums) verify_checksum(impl->tokenizer_path, tok.at("crc32c").get<std::string>(), "tokenizer");
     std::lock_guard<std::mutex> lock(h5::global_mutex());
-    for (const json& sm : sj.at("shards")) {
-      Shard sh;
-      sh.path = (root / sm.at("file").get<std::string>()).string();
-      if (!fs::exists(sh.path)) throw Error(sh.path + ": shard listed in " + manifest_path + " is missing");
-      if (verify_checksums) {
-        std::string crc = crc32c_file_hex(sh.path);
-        std::string want = sm.at("crc32c").get<std::string>();
-        if (crc != want)
-          throw Error(sh.path + ": checksum mismatch (crc32c " + crc + ", manifest says " + want +
-                      "); the shard is corrupt, re-run asr_preprocess");
-      }
-      sh.file = h5::open_file(sh.path);
-      hid_t f = sh.file.get();
-      if (h5::read_int_attribute(f, shard::kAttrFormatVersion, sh.path) != shard::kFormatVersion)
-        throw Error(sh.path + ": shard format version differs from the manifest's");
-      if (h5::read_int_attribute(f, shard::kAttrSampleRate, sh.path) != impl->sample_rate)
-        throw Error(sh.path + ": sample rate differs from the manifest's");
-      auto ids = h5::read_strings(f, shard::kIds, sh.path);
-      auto text = h5::read_strings(f, shard::kText, sh.path);
-      auto norm = h5::read_strings(f, shard::kNormalized, sh.path);
-      sh.offsets = h5::read_int64(f, shard::kOffsets, sh.path);
-      sh.token_offsets = h5::read_int64(f, shard::kTokenOffsets, sh.path);
-      sh.tokens = h5::read_int32(f, shard::kTokens, sh.path);
-      sh.audio_length = h5::dataset_length(f, shard::kAudio, sh.path);
-      const size_t n = ids.size();
-      if (text.size() != n || norm.size() != n || n != sm.at("utterances").get<size_t>())
-        throw Error(sh.path + ": utterance count disagrees with " + manifest_path + " (corrupt shard?)");
-      check_offsets(sh.offsets, n, sh.audio_length, shard::kOffsets, sh.path);
-      check_offsets(sh.token_offsets, n, static_cast<int64_t>(sh.tokens.size()), shard::kTokenOffsets, sh.path);
-      sh.first = impl->ids.size();
-      for (size_t k = 0; k < n; ++k) {
-        impl->shard_of.push_back(impl->shards.size());
-        impl->ids.push_back(std::move(ids[k]));
-        impl->text.push_back(std::move(text[k]));
-        impl->normalized.push_back(std::move(norm[k]));
-      }
-      impl->shards.push_back(std::move(sh));
-    }
+    for (const json& entry : m.at("splits").at(split).at("shards"))
+      impl->add_shard(entry, root, manifest_path, verify_checksums);
   } catch (const json::exception& e) {
-    throw Error(manifest_path + " is missing a field or has a wrong type (" + e.what() + ")");
+    throw DataError(manifest_path + " is missing a field or has a wrong type (" + e.what() + ")");
   }
   impl->cache.resize(impl->shards.size());
   return Dataset(std::move(impl));

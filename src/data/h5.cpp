@@ -15,7 +15,7 @@ void silence_errors() {
 }
 
 hid_t check(hid_t id, const std::string& file, const std::string& what) {
-  if (id < 0) throw Error(file + ": " + what);
+  if (id < 0) throw DataError(file + ": " + what);
   return id;
 }
 
@@ -31,7 +31,7 @@ Handle create_file(const std::string& path) {
 
 Handle open_file(const std::string& path) {
   silence_errors();
-  if (H5Fis_hdf5(path.c_str()) <= 0) throw Error(path + ": missing, unreadable or not an HDF5 file (corrupt shard?)");
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw DataError(path + ": missing, unreadable or not an HDF5 file (corrupt shard?)");
   hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   return Handle(check(f, path, "cannot open HDF5 file (corrupt shard?)"), H5Fclose);
 }
@@ -39,14 +39,14 @@ Handle open_file(const std::string& path) {
 namespace {
 
 Handle open_dataset(hid_t file, const std::string& name, const std::string& path) {
-  if (H5Lexists(file, name.c_str(), H5P_DEFAULT) <= 0) throw Error(path + ": dataset '" + name + "' is missing");
+  if (H5Lexists(file, name.c_str(), H5P_DEFAULT) <= 0) throw DataError(path + ": dataset '" + name + "' is missing");
   hid_t d = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
   return Handle(check(d, path, "cannot open dataset '" + name + "' (corrupt shard?)"), H5Dclose);
 }
 
 int64_t length_of(hid_t dset, const std::string& name, const std::string& path) {
   Handle space(check(H5Dget_space(dset), path, "no dataspace for '" + name + "'"), H5Sclose);
-  if (H5Sget_simple_extent_ndims(space.get()) != 1) throw Error(path + ": dataset '" + name + "' is not 1-D");
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) throw DataError(path + ": dataset '" + name + "' is not 1-D");
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
   return static_cast<int64_t>(n);
@@ -57,7 +57,7 @@ std::vector<T> read_all(hid_t file, const std::string& name, hid_t mem_type, con
   Handle d = open_dataset(file, name, path);
   std::vector<T> out(static_cast<size_t>(length_of(d.get(), name, path)));
   if (!out.empty() && H5Dread(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
-    throw Error(path + ": cannot read dataset '" + name + "' (corrupt shard?)");
+    throw DataError(path + ": cannot read dataset '" + name + "' (corrupt shard?)");
   return out;
 }
 
@@ -71,7 +71,7 @@ void write_all(hid_t file, const std::string& name, hid_t file_type, hid_t mem_t
                  "cannot create dataset '" + name + "'"),
            H5Dclose);
   if (n > 0 && H5Dwrite(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
-    throw Error(path + ": cannot write dataset '" + name + "' (disk full?)");
+    throw DataError(path + ": cannot write dataset '" + name + "' (disk full?)");
 }
 
 Handle utf8_string_type() {
@@ -110,7 +110,7 @@ std::vector<std::string> read_strings(hid_t file, const std::string& name, const
   std::vector<char*> raw(n, nullptr);
   Handle type = utf8_string_type();
   if (n > 0 && H5Dread(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
-    throw Error(path + ": cannot read strings '" + name + "' (corrupt shard?)");
+    throw DataError(path + ": cannot read strings '" + name + "' (corrupt shard?)");
   std::vector<std::string> out(n);
   for (size_t i = 0; i < n; ++i) out[i] = raw[i] ? raw[i] : "";
   if (n > 0) {
@@ -127,18 +127,18 @@ void read_int16_range(hid_t file, const std::string& name, int64_t begin, int64_
   Handle space(H5Dget_space(d.get()), H5Sclose);
   hsize_t start = static_cast<hsize_t>(begin), cnt = static_cast<hsize_t>(count);
   if (H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &cnt, nullptr) < 0)
-    throw Error(path + ": bad range in '" + name + "'");
+    throw DataError(path + ": bad range in '" + name + "'");
   Handle mem(H5Screate_simple(1, &cnt, nullptr), H5Sclose);
   if (H5Dread(d.get(), H5T_NATIVE_INT16, mem.get(), space.get(), H5P_DEFAULT, out) < 0)
-    throw Error(path + ": cannot read '" + name + "' (corrupt shard?)");
+    throw DataError(path + ": cannot read '" + name + "' (corrupt shard?)");
 }
 
 int64_t read_int_attribute(hid_t file, const std::string& name, const std::string& path) {
-  if (H5Aexists(file, name.c_str()) <= 0) throw Error(path + ": root attribute '" + name + "' is missing");
+  if (H5Aexists(file, name.c_str()) <= 0) throw DataError(path + ": root attribute '" + name + "' is missing");
   Handle a(check(H5Aopen(file, name.c_str(), H5P_DEFAULT), path, "cannot open attribute '" + name + "'"),
            H5Aclose);
   int64_t v = 0;
-  if (H5Aread(a.get(), H5T_NATIVE_INT64, &v) < 0) throw Error(path + ": cannot read attribute '" + name + "'");
+  if (H5Aread(a.get(), H5T_NATIVE_INT64, &v) < 0) throw DataError(path + ": cannot read attribute '" + name + "'");
   return v;
 }
 
@@ -164,7 +164,7 @@ void write_strings(hid_t file, const std::string& name, const std::vector<std::s
                  path, "cannot create dataset '" + name + "'"),
            H5Dclose);
   if (n > 0 && H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
-    throw Error(path + ": cannot write strings '" + name + "' (disk full?)");
+    throw DataError(path + ": cannot write strings '" + name + "' (disk full?)");
 }
 
 void write_int_attribute(hid_t file, const std::string& name, int64_t value, const std::string& path) {
@@ -172,7 +172,7 @@ void write_int_attribute(hid_t file, const std::string& name, int64_t value, con
   Handle a(check(H5Acreate2(file, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), path,
                  "cannot create attribute '" + name + "'"),
            H5Aclose);
-  if (H5Awrite(a.get(), H5T_NATIVE_INT64, &value) < 0) throw Error(path + ": cannot write attribute " + name);
+  if (H5Awrite(a.get(), H5T_NATIVE_INT64, &value) < 0) throw DataError(path + ": cannot write attribute " + name);
 }
 
 void write_string_attribute(hid_t file, const std::string& name, const std::string& value,
@@ -183,7 +183,7 @@ void write_string_attribute(hid_t file, const std::string& name, const std::stri
                  "cannot create attribute '" + name + "'"),
            H5Aclose);
   const char* p = value.c_str();
-  if (H5Awrite(a.get(), type.get(), &p) < 0) throw Error(path + ": cannot write attribute " + name);
+  if (H5Awrite(a.get(), type.get(), &p) < 0) throw DataError(path + ": cannot write attribute " + name);
 }
 
 }  // namespace asr::h5

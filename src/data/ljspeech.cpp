@@ -39,7 +39,7 @@ CorpusListing read_ljspeech_metadata(const std::string& dir) {
   if (!fs::is_directory(dir)) throw Error("input " + dir + " is not a directory (expected an LJSpeech-1.1 folder)");
   fs::path meta = fs::path(dir) / "metadata.csv";
   std::ifstream in(meta, std::ios::binary);
-  if (!in) throw Error(meta.string() + " is missing or unreadable (expected ID|raw|normalized lines)");
+  if (!in) throw DataError(meta.string() + " is missing or unreadable (expected ID|raw|normalized lines)");
 
   CorpusListing out;
   std::unordered_map<std::string, size_t> first_line;
@@ -91,7 +91,7 @@ CorpusListing read_ljspeech_metadata(const std::string& dir) {
     row.wav_path = (fs::path(dir) / "wavs" / (id + ".wav")).string();
     out.rows.push_back(std::move(row));
   }
-  if (in.bad()) throw Error("error while reading " + meta.string());
+  if (in.bad()) throw DataError("error while reading " + meta.string());
   return out;
 }
 

@@ -70,7 +70,7 @@ std::string describe_reject(const Reject& r) {
 
 void fail_if_strict(const PreprocessOptions& o, const std::vector<Reject>& rejects) {
   if (!o.strict || rejects.empty()) return;
-  throw Error("--strict: " + std::to_string(rejects.size()) + " row(s) rejected, first " +
+  throw DataError("--strict: " + std::to_string(rejects.size()) + " row(s) rejected, first " +
               describe_reject(rejects.front()) + "; fix the input or drop --strict (no output was written)");
 }
 
@@ -182,108 +182,126 @@ void validate(const PreprocessOptions& o) {
     throw Error("--output must differ from --input");
 }
 
-PreprocessSummary run_preprocess(const PreprocessOptions& o) {
-  validate(o);
-  const auto start = std::chrono::steady_clock::now();
-  const fs::path out_dir = prepare_output(o);
-  ThreadPool pool(o.threads);
+namespace {
 
-  // 1. Rows and their audio headers.
+// The rows that survived reading and probing, with their split, and the rest.
+struct Corpus {
+  std::vector<Candidate> cands;
+  std::vector<Reject> rejects;
+  size_t total_rows = 0;
+};
+
+// 1. Rows and their audio headers.
+Corpus read_corpus(const PreprocessOptions& o, ThreadPool& pool) {
   CorpusListing listing = read_ljspeech_metadata(o.input);
-  std::vector<Reject> rejects = std::move(listing.rejects);
-  const size_t total_rows = listing.rows.size() + rejects.size();
-  std::vector<Candidate> cands = probe_rows(std::move(listing.rows), o, pool, rejects);
-  fail_if_strict(o, rejects);
-  if (cands.empty()) throw Error("no usable utterances in " + o.input + " (" + std::to_string(rejects.size()) + " rejected)");
+  Corpus c;
+  c.rejects = std::move(listing.rejects);
+  c.total_rows = listing.rows.size() + c.rejects.size();
+  c.cands = probe_rows(std::move(listing.rows), o, pool, c.rejects);
+  fail_if_strict(o, c.rejects);
+  if (c.cands.empty())
+    throw DataError("no usable utterances in " + o.input + " (" + std::to_string(c.rejects.size()) + " rejected)");
+  return c;
+}
 
-  // 2. Split, tokenizer (train text only), shard plan.
-  auto splits = assign_splits(cands.size(), o.val, o.test);
+// 2. Splits, then the tokenizer from the training text only.
+Tokenizer assign_splits_and_train_tokenizer(Corpus& c, const PreprocessOptions& o) {
+  auto splits = assign_splits(c.cands.size(), o.val, o.test);
   std::vector<std::string> train_text;
-  for (size_t i = 0; i < cands.size(); ++i) {
-    cands[i].split = splits[i];
-    if (splits[i] == "train") train_text.push_back(cands[i].row.normalized);
+  for (size_t i = 0; i < c.cands.size(); ++i) {
+    c.cands[i].split = splits[i];
+    if (splits[i] == "train") train_text.push_back(c.cands[i].row.normalized);
   }
-  Tokenizer tokenizer = train_tokenizer(train_text, {o.tokenizer, o.vocab_size});
-  std::vector<ShardPlan> plan = plan_shards(cands, o.shards);
+  return train_tokenizer(train_text, {o.tokenizer, o.vocab_size});
+}
 
-  // 3. Everything goes into a hidden sibling first; renamed only when complete.
-  TempDirGuard tmp(out_dir.parent_path() / ("." + out_dir.filename().string() + ".partial-" + std::to_string(getpid())));
-  fs::remove_all(tmp.path());
-  fs::create_directories(tmp.path());
-  write_file_atomic(tmp.path() / "tokenizer.model", tokenizer.model_bytes());
+Decoded decode_one(const Candidate& c, const Tokenizer& tokenizer, int sample_rate) {
+  Decoded d;
+  try {
+    std::vector<float> audio = load_audio(c.row.wav_path, sample_rate);
+    d.audio = to_int16(audio.data(), audio.size());
+    std::vector<int> ids = tokenizer.encode(c.row.normalized);
+    d.tokens.assign(ids.begin(), ids.end());
+  } catch (const Error& e) {
+    d.error = std::string("unusable audio: ") + e.what();
+  }
+  return d;
+}
 
-  // 4. Decode + resample + tokenize on the pool; this thread is the only writer.
-  double total_seconds = 0;
-  for (const auto& c : cands) total_seconds += c.info.duration();
-  Progress progress("preprocess", cands.size(), "utts");
+// What the shards hold, for the manifest and the summary.
+struct ShardsWritten {
+  std::map<std::string, json> splits;  // per split: utterances, seconds, shards[]
+  size_t count[3] = {0, 0, 0};         // utterances per split, in kSplits order
+};
+
+// One shard: its utterances decoded on the pool, at most `window` ahead of
+// this thread, which is the only writer (HDF5 is single-threaded).
+void write_shard(const ShardPlan& shard, Corpus& c, const Tokenizer& tokenizer, const PreprocessOptions& o,
+                 ThreadPool& pool, const fs::path& dir, Progress& progress, double& done_seconds, ShardsWritten& out) {
+  int64_t expected = 0;
+  for (size_t i : shard.items)
+    expected += std::llround(static_cast<double>(c.cands[i].info.frames) * o.sample_rate / c.cands[i].info.sample_rate);
+  ShardWriter writer((dir / shard.file).string(), o.sample_rate, shard.split, expected);
   const size_t window = pool.size() * 16;
-  double done_seconds = 0;
-  std::map<std::string, json> split_json;
-  size_t split_count[3] = {0, 0, 0};
-  for (const ShardPlan& shard_plan : plan) {
-    int64_t expected = 0;
-    for (size_t i : shard_plan.items)
-      expected += std::llround(static_cast<double>(cands[i].info.frames) * o.sample_rate / cands[i].info.sample_rate);
-    ShardWriter writer((tmp.path() / shard_plan.file).string(), o.sample_rate, shard_plan.split, expected);
-    std::deque<std::future<Decoded>> inflight;
-    size_t next = 0;
-    auto submit_more = [&] {
-      while (next < shard_plan.items.size() && inflight.size() < window) {
-        const Candidate* c = &cands[shard_plan.items[next++]];
-        inflight.push_back(pool.submit([c, &tokenizer, &o] {
-          Decoded d;
-          try {
-            std::vector<float> audio = load_audio(c->row.wav_path, o.sample_rate);
-            d.audio = to_int16(audio.data(), audio.size());
-            std::vector<int> ids = tokenizer.encode(c->row.normalized);
-            d.tokens.assign(ids.begin(), ids.end());
-          } catch (const Error& e) {
-            d.error = std::string("unusable audio: ") + e.what();
-          }
-          return d;
-        }));
-      }
-    };
-    submit_more();
-    for (size_t k = 0; k < shard_plan.items.size(); ++k) {
-      Decoded d = inflight.front().get();
-      inflight.pop_front();
-      submit_more();
-      const Candidate& c = cands[shard_plan.items[k]];
-      done_seconds += c.info.duration();
-      if (!d.error.empty()) {
-        rejects.push_back(Reject{c.row.line, c.row.id, d.error});
-        fail_if_strict(o, rejects);
-      } else {
-        writer.add(c.row.id, c.row.text, c.row.normalized, d.audio, d.tokens);
-      }
-      double elapsed = progress.elapsed_seconds();
-      char extra[64];
-      std::snprintf(extra, sizeof extra, "%.0fx realtime", elapsed > 0 ? done_seconds / elapsed : 0.0);
-      progress.advance(1, extra);
+  std::deque<std::future<Decoded>> inflight;
+  size_t next = 0;
+  auto submit_more = [&] {
+    for (; next < shard.items.size() && inflight.size() < window; ++next) {
+      const Candidate* cand = &c.cands[shard.items[next]];
+      inflight.push_back(pool.submit([cand, &tokenizer, &o] { return decode_one(*cand, tokenizer, o.sample_rate); }));
     }
-    ShardWriter::Result r = writer.close();
-    const fs::path shard_path = tmp.path() / shard_plan.file;
-    fsync_path(shard_path);
-    json& sj = split_json[shard_plan.split];
-    sj["shards"].push_back(json{{"file", shard_plan.file},
-                                {"utterances", r.utterances},
-                                {"samples", r.samples},
-                                {"seconds", r.seconds},
-                                {"bytes", fs::file_size(shard_path)},
-                                {"crc32c", crc32c_file_hex(shard_path.string())}});
-    sj["utterances"] = sj.value("utterances", size_t{0}) + r.utterances;
-    sj["seconds"] = sj.value("seconds", 0.0) + r.seconds;
-    for (int s = 0; s < 3; ++s)
-      if (shard_plan.split == kSplits[s]) split_count[s] += r.utterances;
+  };
+  submit_more();
+  for (size_t k = 0; k < shard.items.size(); ++k) {
+    Decoded d = inflight.front().get();
+    inflight.pop_front();
+    submit_more();
+    const Candidate& cand = c.cands[shard.items[k]];
+    done_seconds += cand.info.duration();
+    if (!d.error.empty()) {
+      c.rejects.push_back(Reject{cand.row.line, cand.row.id, d.error});
+      fail_if_strict(o, c.rejects);
+    } else {
+      writer.add(cand.row.id, cand.row.text, cand.row.normalized, d.audio, d.tokens);
+    }
+    const double elapsed = progress.elapsed_seconds();
+    char extra[64];
+    std::snprintf(extra, sizeof extra, "%.0fx realtime", elapsed > 0 ? done_seconds / elapsed : 0.0);
+    progress.advance(1, extra);
   }
-  progress.finish();
+  const ShardWriter::Result r = writer.close();
+  const fs::path path = dir / shard.file;
+  fsync_path(path);
+  json& sj = out.splits[shard.split];
+  sj["shards"].push_back(json{{"file", shard.file},
+                              {"utterances", r.utterances},
+                              {"samples", r.samples},
+                              {"seconds", r.seconds},
+                              {"bytes", fs::file_size(path)},
+                              {"crc32c", crc32c_file_hex(path.string())}});
+  sj["utterances"] = sj.value("utterances", size_t{0}) + r.utterances;
+  sj["seconds"] = sj.value("seconds", 0.0) + r.seconds;
+  for (int s = 0; s < 3; ++s)
+    if (shard.split == kSplits[s]) out.count[s] += r.utterances;
+}
 
-  // 5. Side files, then the manifest last: its presence marks a complete output.
-  write_rejects(tmp.path() / "rejects.tsv", rejects);
+// 4. Every shard of the plan.
+ShardsWritten write_shards(const std::vector<ShardPlan>& plan, Corpus& c, const Tokenizer& tokenizer,
+                           const PreprocessOptions& o, ThreadPool& pool, const fs::path& dir) {
+  ShardsWritten out;
+  Progress progress("preprocess", c.cands.size(), "utts");
+  double done_seconds = 0;
+  for (const ShardPlan& shard : plan) write_shard(shard, c, tokenizer, o, pool, dir, progress, done_seconds, out);
+  progress.finish();
   for (const char* split : kSplits)
-    if (!split_json.count(split)) split_json[split] = json{{"utterances", 0}, {"seconds", 0.0}, {"shards", json::array()}};
-  size_t accepted = split_count[0] + split_count[1] + split_count[2];
+    if (!out.splits.count(split)) out.splits[split] = json{{"utterances", 0}, {"seconds", 0.0}, {"shards", json::array()}};
+  return out;
+}
+
+// 5. The manifest, written last: its presence marks a complete output.
+void write_manifest(const fs::path& dir, const PreprocessOptions& o, const Corpus& c, const Tokenizer& tokenizer,
+                    const ShardsWritten& shards) {
+  const size_t accepted = shards.count[0] + shards.count[1] + shards.count[2];
   json manifest{
       {"format", shard::kFormatName},
       {"format_version", shard::kFormatVersion},
@@ -292,47 +310,69 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o) {
       {"sample_rate", o.sample_rate},
       {"options", options_json(o)},
       {"source", {{"input", fs::absolute(o.input).lexically_normal().string()},
-                  {"metadata_rows", total_rows},
+                  {"metadata_rows", c.total_rows},
                   {"accepted", accepted},
-                  {"rejected", rejects.size()}}},
+                  {"rejected", c.rejects.size()}}},
       {"normalization", "asr-v1: lower-case a-z, digits, inner apostrophes; see docs/data-format.md"},
       {"tokenizer", {{"file", "tokenizer.model"},
                      {"type", o.tokenizer},
                      {"vocab_size", tokenizer.vocab_size()},
                      {"blank_id", tokenizer.blank_id()},
                      {"unk_id", 1},
-                     {"crc32c", crc32c_file_hex((tmp.path() / "tokenizer.model").string())}}},
-      {"splits", split_json},
+                     {"crc32c", crc32c_file_hex((dir / "tokenizer.model").string())}}},
+      {"splits", shards.splits},
   };
-  write_file_atomic(tmp.path() / "manifest.json", manifest.dump(2) + "\n");
-  fsync_path(tmp.path());
+  write_file_atomic(dir / "manifest.json", manifest.dump(2) + "\n");
+  fsync_path(dir);
+}
 
-  // 6. Swap into place; an old output is moved aside first and removed after.
-  fs::path old = out_dir.parent_path() / ("." + out_dir.filename().string() + ".old-" + std::to_string(getpid()));
+// 6. Swap into place; an old output is moved aside first and removed after.
+void install_output(TempDirGuard& tmp, const fs::path& out_dir) {
+  const fs::path old = out_dir.parent_path() / ("." + out_dir.filename().string() + ".old-" + std::to_string(getpid()));
   std::error_code ec;
-  bool had_old = fs::exists(out_dir, ec);
+  const bool had_old = fs::exists(out_dir, ec);
   if (had_old) rename_durable(out_dir, old);
   rename_durable(tmp.path(), out_dir);
   tmp.commit();
   if (had_old) fs::remove_all(old, ec);
+}
 
-  if (!rejects.empty()) {
-    spdlog::warn("{} row(s) rejected, listed in {}", rejects.size(), (out_dir / "rejects.tsv").string());
-    size_t shown = 0;
-    for (const auto& r : rejects) {
-      if (++shown > 10) break;
-      spdlog::warn("  {}", describe_reject(r));
-    }
-  }
+void warn_about_rejects(const std::vector<Reject>& rejects, const fs::path& out_dir) {
+  if (rejects.empty()) return;
+  spdlog::warn("{} row(s) rejected, listed in {}", rejects.size(), (out_dir / "rejects.tsv").string());
+  for (size_t i = 0; i < rejects.size() && i < 10; ++i) spdlog::warn("  {}", describe_reject(rejects[i]));
+}
+
+}  // namespace
+
+PreprocessSummary run_preprocess(const PreprocessOptions& o) {
+  validate(o);
+  const auto start = std::chrono::steady_clock::now();
+  const fs::path out_dir = prepare_output(o);
+  ThreadPool pool(o.threads);
+  Corpus corpus = read_corpus(o, pool);
+  Tokenizer tokenizer = assign_splits_and_train_tokenizer(corpus, o);
+  const std::vector<ShardPlan> plan = plan_shards(corpus.cands, o.shards);
+
+  // 3. Everything goes into a hidden sibling first; renamed only when complete.
+  TempDirGuard tmp(out_dir.parent_path() / ("." + out_dir.filename().string() + ".partial-" + std::to_string(getpid())));
+  fs::remove_all(tmp.path());
+  fs::create_directories(tmp.path());
+  write_file_atomic(tmp.path() / "tokenizer.model", tokenizer.model_bytes());
+  const ShardsWritten shards = write_shards(plan, corpus, tokenizer, o, pool, tmp.path());
+  write_rejects(tmp.path() / "rejects.tsv", corpus.rejects);
+  write_manifest(tmp.path(), o, corpus, tokenizer, shards);
+  install_output(tmp, out_dir);
+  warn_about_rejects(corpus.rejects, out_dir);
 
   PreprocessSummary s;
-  s.metadata_rows = total_rows;
-  s.accepted = accepted;
-  s.rejected = rejects.size();
-  s.train = split_count[0];
-  s.val = split_count[1];
-  s.test = split_count[2];
-  s.audio_seconds = total_seconds;
+  s.metadata_rows = corpus.total_rows;
+  s.train = shards.count[0];
+  s.val = shards.count[1];
+  s.test = shards.count[2];
+  s.accepted = s.train + s.val + s.test;
+  s.rejected = corpus.rejects.size();
+  for (const auto& c : corpus.cands) s.audio_seconds += c.info.duration();
   s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   s.vocab_size = tokenizer.vocab_size();
   return s;

@@ -48,12 +48,12 @@ void ShardWriter::flush_audio() {
   if (pending_.empty()) return;
   std::lock_guard<std::mutex> lock(h5::global_mutex());
   hsize_t start = static_cast<hsize_t>(written_), count = pending_.size(), total = start + count;
-  if (H5Dset_extent(audio_.get(), &total) < 0) throw Error(path_ + ": cannot extend the audio dataset");
+  if (H5Dset_extent(audio_.get(), &total) < 0) throw DataError(path_ + ": cannot extend the audio dataset");
   h5::Handle space(H5Dget_space(audio_.get()), H5Sclose);
   H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr);
   h5::Handle mem(H5Screate_simple(1, &count, nullptr), H5Sclose);
   if (H5Dwrite(audio_.get(), H5T_NATIVE_INT16, mem.get(), space.get(), H5P_DEFAULT, pending_.data()) < 0)
-    throw Error(path_ + ": cannot write audio (disk full?)");
+    throw DataError(path_ + ": cannot write audio (disk full?)");
   written_ += static_cast<int64_t>(count);
   pending_.clear();
 }
@@ -70,7 +70,7 @@ ShardWriter::Result ShardWriter::close() {
   h5::write_strings(f, shard::kNormalized, normalized_, path_);
   h5::write_double(f, shard::kDurations, durations_, path_);
   audio_.reset();
-  if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw Error(path_ + ": cannot flush (disk full?)");
+  if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw DataError(path_ + ": cannot flush (disk full?)");
   file_.reset();
   Result r;
   r.utterances = ids_.size();

@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "asr/core/checkpoint_file.h"
 #include "asr/core/error.h"
-#include "asr/train/checkpoint.h"
-#include "asr/train/checkpoint_torch.h"
+#include "asr/model/module_state.h"
 
 namespace asr {
 namespace {
@@ -16,18 +16,18 @@ namespace fs = std::filesystem;
 
 const std::string& section(const CheckpointData& data, const std::string& name, const std::string& path) {
   if (!data.has(name))
-    throw Error("checkpoint " + path + " has no '" + name +
+    throw DataError("checkpoint " + path + " has no '" + name +
                 "' section, so it cannot be decoded on its own (use a checkpoint written by asr_ddp)");
   return data.at(name);
 }
 
 CheckpointModel build(const CheckpointData& data, const std::string& path) {
   CheckpointModel out;
-  out.config = config_from_toml_string(section(data, "config", path), path + " [config section]");
+  out.model_config = model_config_from_toml(section(data, "config", path), path + " [config section]");
   out.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_bytes(section(data, "tokenizer", path)));
-  ModelConfig& mc = out.config.model;
+  ModelConfig& mc = out.model_config;
   if (mc.vocab_size != 0 && mc.vocab_size != out.tokenizer->vocab_size())
-    throw Error("checkpoint " + path + ": the model has " + std::to_string(mc.vocab_size) +
+    throw DataError("checkpoint " + path + ": the model has " + std::to_string(mc.vocab_size) +
                 " outputs but the stored tokenizer has " + std::to_string(out.tokenizer->vocab_size()) +
                 " pieces (the file mixes two runs)");
   mc.vocab_size = out.tokenizer->vocab_size();
@@ -55,23 +55,10 @@ CheckpointModel load_checkpoint_model(const std::string& path) {
   } catch (const Error&) {
     throw;
   } catch (const c10::Error& e) {
-    throw Error("checkpoint " + path + ": cannot rebuild the model: " + e.what_without_backtrace());
+    throw DataError("checkpoint " + path + ": cannot rebuild the model: " + e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw Error("checkpoint " + path + ": cannot rebuild the model: " + e.what());
+    throw DataError("checkpoint " + path + ": cannot rebuild the model: " + e.what());
   }
-}
-
-int64_t samples_per_frame(const ModelConfig& config) {
-  const FrontendConfig& f = config.frontend;
-  int64_t hop = 1;
-  if (f.kind == "logmel") {
-    hop = f.hop;
-    for (int s : f.subsample_strides) hop *= s;
-  } else {
-    hop = f.pool;
-    for (int s : f.strides) hop *= s;
-  }
-  return hop;
 }
 
 }  // namespace asr

@@ -5,14 +5,13 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <mutex>
 #include <numeric>
-#include <thread>
 
 #include "asr/core/error.h"
+#include "asr/core/thread_pool.h"
 #include "asr/decode/checkpoint_model.h"
 #include "asr/decode/chunking.h"
 #include "asr/decode/ctc_greedy.h"
@@ -28,7 +27,7 @@ struct Decoder::Impl {
   void forward_pieces(std::vector<std::vector<float>*>& audio, std::vector<std::vector<float>>& posteriors,
                       std::vector<int>& chunks, const DecodeOptions& o) const {
     const int64_t vocab = ckpt.tokenizer->vocab_size();
-    const int64_t rate = ckpt.config.model.sample_rate;
+    const int64_t rate = ckpt.model_config.sample_rate;
     struct Piece {
       size_t input;
       ChunkPlan plan;
@@ -114,7 +113,7 @@ struct Decoder::Impl {
         audio[k] = inputs[idx[k]].load();
         if (audio[k].empty()) throw Error("no audio samples");
         present[k] = &audio[k];
-        t.audio_seconds = static_cast<double>(audio[k].size()) / ckpt.config.model.sample_rate;
+        t.audio_seconds = static_cast<double>(audio[k].size()) / ckpt.model_config.sample_rate;
       } catch (const std::exception& e) {
         t.error = e.what();
       }
@@ -154,13 +153,14 @@ Decoder::~Decoder() = default;
 Decoder Decoder::from_checkpoint(const std::string& path) {
   auto impl = std::make_unique<Impl>();
   impl->ckpt = load_checkpoint_model(path);
-  impl->hop = samples_per_frame(impl->ckpt.config.model);
+  impl->hop = impl->ckpt.model->frontend().samples_per_frame();
   return Decoder(std::move(impl));
 }
 
-int Decoder::sample_rate() const { return impl_->ckpt.config.model.sample_rate; }
+int Decoder::sample_rate() const { return impl_->ckpt.model_config.sample_rate; }
 const Tokenizer& Decoder::tokenizer() const { return *impl_->ckpt.tokenizer; }
-const ModelConfig& Decoder::model_config() const { return impl_->ckpt.config.model; }
+const ModelConfig& Decoder::model_config() const { return impl_->ckpt.model_config; }
+int64_t Decoder::samples_per_frame() const { return impl_->hop; }
 int64_t Decoder::step() const { return impl_->ckpt.step; }
 int64_t Decoder::num_parameters() const { return model::count_parameters(*impl_->ckpt.model); }
 
@@ -181,40 +181,32 @@ std::vector<Transcript> Decoder::decode(const std::vector<DecodeInput>& inputs, 
     batches.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i),
                          order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), i + static_cast<size_t>(o.batch))));
 
-  std::atomic<size_t> next{0};
+  // Each batch runs its torch ops single-threaded: for models this size,
+  // workers over batches use the cores better than one threaded forward.
   std::mutex done_mutex;
-  std::exception_ptr failure;
-  auto worker = [&] {
+  auto decode_batch = [&](size_t b) {
     at::set_num_threads(1);
     c10::InferenceMode inference;
-    for (size_t b; (b = next.fetch_add(1)) < batches.size();) {
-      try {
-        impl_->run_batch(inputs, batches[b], o, results);
-      } catch (...) {
-        // Not an input's fault (inputs fail one by one inside run_batch):
-        // stop handing out batches and rethrow on the caller's thread.
-        std::lock_guard<std::mutex> lock(done_mutex);
-        if (!failure) failure = std::current_exception();
-        next = batches.size();
-        return;
-      }
-      if (on_done) {
-        std::lock_guard<std::mutex> lock(done_mutex);
-        for (size_t i : batches[b]) on_done(results[i]);
-      }
+    impl_->run_batch(inputs, batches[b], o, results);
+    if (on_done) {
+      std::lock_guard<std::mutex> lock(done_mutex);
+      for (size_t i : batches[b]) on_done(results[i]);
     }
   };
   const size_t threads = std::min<size_t>(static_cast<size_t>(o.threads), std::max<size_t>(batches.size(), 1));
   if (threads <= 1) {
-    const int saved = at::get_num_threads();  // the caller's own setting survives the call
-    worker();
-    at::set_num_threads(saved);
+    // On the caller's thread; its own torch thread setting survives the call.
+    struct RestoreThreads {
+      int saved = at::get_num_threads();
+      ~RestoreThreads() { at::set_num_threads(saved); }
+    } restore;
+    for (size_t b = 0; b < batches.size(); ++b) decode_batch(b);
   } else {
-    std::vector<std::thread> pool;
-    for (size_t i = 0; i < threads; ++i) pool.emplace_back(worker);
-    for (auto& t : pool) t.join();
+    // A failure that is not one input's (those stay inside run_batch) stops
+    // the remaining batches and is rethrown here.
+    ThreadPool pool(threads);
+    pool.parallel_for(0, batches.size(), decode_batch);
   }
-  if (failure) std::rethrow_exception(failure);
   return results;
 }
 

@@ -7,6 +7,7 @@
 
 #include "asr/core/error.h"
 #include "asr/decode/char_lm.h"
+#include "asr/decode/ctc_greedy.h"
 #include "asr/text/tokenizer.h"
 
 namespace asr {
@@ -105,118 +106,145 @@ void check_options(int64_t frames, int64_t vocab, const BeamSearchOptions& o) {
                 std::to_string(o.fusion.token_text.size()));
 }
 
+// One search over one utterance's posteriors, frame by frame: pick the
+// frame's candidate tokens, extend every prefix of the beam with them, keep
+// the best `beam`; at the end, rank with the LM's end of sentence.
+class PrefixBeamSearch {
+ public:
+  PrefixBeamSearch(const float* log_probs, int64_t frames, int64_t vocab, const BeamSearchOptions& options)
+      : log_probs_(log_probs), frames_(frames), vocab_(vocab), o_(options), trie_(vocab, options.fusion),
+        lm_weight_(options.fusion.lm ? options.fusion.weight : 0.0),
+        bonus_(options.fusion.lm ? options.fusion.length_bonus : 0.0),
+        per_frame_(static_cast<size_t>(options.tokens_per_frame > 0 ? options.tokens_per_frame : options.beam)),
+        order_(static_cast<size_t>(vocab)) {
+    greedy_path_.reserve(static_cast<size_t>(frames));
+  }
+
+  std::vector<BeamHypothesis> run() {
+    for (int64_t t = 0; t < frames_; ++t) {
+      const float* lp = log_probs_ + t * vocab_;
+      choose_candidates(lp);
+      extend(lp);
+      prune();
+    }
+    return finish();
+  }
+
+ private:
+  double rank_score(const Entry& e) const {
+    const Node& n = trie_.at(e.node);
+    return e.total() + lm_weight_ * n.lm + bonus_ * static_cast<double>(n.chars);
+  }
+
+  // Candidate tokens: the best few of this frame, within `prune` of the best.
+  void choose_candidates(const float* lp) {
+    for (int64_t v = 0; v < vocab_; ++v) order_[static_cast<size_t>(v)] = v;
+    const size_t k = std::min(per_frame_ + 1, order_.size());  // +1: the blank may take a slot
+    std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(k), order_.end(),
+                      [&](int64_t a, int64_t b) { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b); });
+    greedy_path_.push_back(order_[0]);
+    const double floor = lp[order_[0]] - o_.prune;
+    candidates_.clear();
+    for (size_t i = 0; i < k && candidates_.size() < per_frame_; ++i)
+      if (order_[i] != o_.blank && lp[order_[i]] >= floor) candidates_.push_back(order_[i]);
+  }
+
+  // This frame's accumulator of a node, cleared on first use in the frame.
+  Entry& slot(int node) {
+    Entry& e = acc_[static_cast<size_t>(node)];
+    if (e.node != node + 1) {  // node + 1 marks "in use this frame" (0 = never used)
+      e = Entry{node + 1, kNegInf, kNegInf};
+      touched_.push_back(node);
+    }
+    return e;
+  }
+
+  // Every prefix of the beam, kept (blank or its last token again) or
+  // extended by a candidate; the sums land in acc_.
+  void extend(const float* lp) {
+    touched_.clear();
+    // Sized up front for every node this frame can create, so references stay valid.
+    const size_t needed = trie_.size() + beam_.size() * candidates_.size() + 1;
+    if (acc_.size() < needed) acc_.resize(needed * 2);
+    for (const Entry& e : beam_) {
+      const double total = e.total();
+      const int64_t last = trie_.at(e.node).token;
+      Entry& self = slot(e.node);
+      self.pb = log_add(self.pb, total + lp[o_.blank]);
+      // Staying on the last token keeps the prefix, whether or not it is a candidate.
+      if (last >= 0) self.pnb = log_add(self.pnb, e.pnb + lp[last]);
+      for (int64_t c : candidates_) {
+        // A repeated token needs a blank in between to start a new label.
+        const double from = c == last ? e.pb : total;
+        if (from == kNegInf) continue;
+        Entry& next = slot(trie_.child(e.node, c));
+        next.pnb = log_add(next.pnb, from + lp[c]);
+      }
+    }
+  }
+
+  void prune() {
+    beam_.clear();
+    for (int node : touched_) {
+      Entry e = acc_[static_cast<size_t>(node)];
+      acc_[static_cast<size_t>(node)].node = 0;
+      e.node = node;
+      beam_.push_back(e);
+    }
+    const size_t keep = std::min(beam_.size(), static_cast<size_t>(o_.beam));
+    std::partial_sort(beam_.begin(), beam_.begin() + static_cast<std::ptrdiff_t>(keep), beam_.end(),
+                      [&](const Entry& a, const Entry& b) { return rank_score(a) > rank_score(b); });
+    beam_.resize(keep);
+  }
+
+  BeamHypothesis hypothesis(int node, double acoustic) const {
+    const Node& n = trie_.at(node);
+    BeamHypothesis h;
+    h.ids = trie_.labels(node);
+    h.acoustic = acoustic;
+    if (o_.fusion.lm) h.lm = n.lm + o_.fusion.lm->log_prob(n.lm_context, CharNgramLm::kEos);
+    h.score = acoustic + lm_weight_ * h.lm + bonus_ * static_cast<double>(n.chars);
+    return h;
+  }
+
+  // Final ranking adds the LM's end of sentence. The greedy hypothesis joins
+  // with its exact CTC probability (never below its best path's).
+  std::vector<BeamHypothesis> finish() {
+    const std::vector<int64_t> greedy_ids = ctc_collapse(greedy_path_, o_.blank);
+    const int greedy_node = trie_.find_or_add(greedy_ids);
+    const double greedy_acoustic = ctc_sequence_log_prob(log_probs_, frames_, vocab_, greedy_ids, o_.blank);
+    std::vector<BeamHypothesis> out;
+    bool have_greedy = false;
+    for (const Entry& e : beam_) {
+      const bool greedy = e.node == greedy_node;
+      have_greedy |= greedy;
+      out.push_back(hypothesis(e.node, greedy ? std::max(e.total(), greedy_acoustic) : e.total()));
+    }
+    if (!have_greedy) out.push_back(hypothesis(greedy_node, greedy_acoustic));
+    std::stable_sort(out.begin(), out.end(),
+                     [](const BeamHypothesis& a, const BeamHypothesis& b) { return a.score > b.score; });
+    if (out.size() > static_cast<size_t>(o_.nbest)) out.resize(static_cast<size_t>(o_.nbest));
+    return out;
+  }
+
+  const float* log_probs_;
+  int64_t frames_, vocab_;
+  const BeamSearchOptions& o_;
+  PrefixTrie trie_;
+  double lm_weight_, bonus_;
+  size_t per_frame_;
+  std::vector<Entry> beam_ = {Entry{0, 0.0, kNegInf}};
+  std::vector<Entry> acc_;  // indexed by node id
+  std::vector<int> touched_;
+  std::vector<int64_t> order_, candidates_, greedy_path_;
+};
+
 }  // namespace
 
 std::vector<BeamHypothesis> ctc_prefix_beam_search(const float* log_probs, int64_t frames, int64_t vocab,
                                                    const BeamSearchOptions& options) {
   check_options(frames, vocab, options);
-  const LmFusion& fusion = options.fusion;
-  const double lm_weight = fusion.lm ? fusion.weight : 0.0;
-  const double bonus = fusion.lm ? fusion.length_bonus : 0.0;
-  PrefixTrie trie(vocab, fusion);
-  auto rank_score = [&](const Entry& e) {
-    const Node& n = trie.at(e.node);
-    return e.total() + lm_weight * n.lm + bonus * static_cast<double>(n.chars);
-  };
-
-  const int64_t blank = options.blank;
-  const size_t per_frame = static_cast<size_t>(options.tokens_per_frame > 0 ? options.tokens_per_frame : options.beam);
-  std::vector<Entry> beam = {Entry{0, 0.0, kNegInf}};
-  std::vector<Entry> acc;      // indexed by node id
-  std::vector<int> touched;
-  std::vector<int64_t> order(static_cast<size_t>(vocab)), candidates;
-  std::vector<int64_t> greedy_path;
-  greedy_path.reserve(static_cast<size_t>(frames));
-
-  for (int64_t t = 0; t < frames; ++t) {
-    const float* lp = log_probs + t * vocab;
-    // Candidate tokens: the best few of this frame, within `prune` of the best.
-    for (int64_t v = 0; v < vocab; ++v) order[static_cast<size_t>(v)] = v;
-    const size_t k = std::min(per_frame + 1, order.size());  // +1: the blank may take a slot
-    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
-                      [&](int64_t a, int64_t b) { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b); });
-    greedy_path.push_back(order[0]);
-    const double floor = lp[order[0]] - options.prune;
-    candidates.clear();
-    for (size_t i = 0; i < k && candidates.size() < per_frame; ++i)
-      if (order[i] != blank && lp[order[i]] >= floor) candidates.push_back(order[i]);
-
-    touched.clear();
-    // Sized up front for every node this frame can create, so references stay valid.
-    const size_t needed = trie.size() + beam.size() * candidates.size() + 1;
-    if (acc.size() < needed) acc.resize(needed * 2);
-    auto slot = [&](int node) -> Entry& {
-      Entry& e = acc[static_cast<size_t>(node)];
-      if (e.node != node + 1) {  // node + 1 marks "in use this frame" (0 = never used)
-        e = Entry{node + 1, kNegInf, kNegInf};
-        touched.push_back(node);
-      }
-      return e;
-    };
-    for (const Entry& e : beam) {
-      const double total = e.total();
-      const int64_t last = trie.at(e.node).token;
-      Entry& self = slot(e.node);
-      self.pb = log_add(self.pb, total + lp[blank]);
-      // Staying on the last token keeps the prefix, whether or not it is a candidate.
-      if (last >= 0) self.pnb = log_add(self.pnb, e.pnb + lp[last]);
-      for (int64_t c : candidates) {
-        // A repeated token needs a blank in between to start a new label.
-        const double from = c == last ? e.pb : total;
-        if (from == kNegInf) continue;
-        const int child = trie.child(e.node, c);
-        Entry& next = slot(child);
-        next.pnb = log_add(next.pnb, from + lp[c]);
-      }
-    }
-    beam.clear();
-    for (int node : touched) {
-      Entry e = acc[static_cast<size_t>(node)];
-      acc[static_cast<size_t>(node)].node = 0;
-      e.node = node;
-      beam.push_back(e);
-    }
-    const size_t keep = std::min(beam.size(), static_cast<size_t>(options.beam));
-    std::partial_sort(beam.begin(), beam.begin() + static_cast<std::ptrdiff_t>(keep), beam.end(),
-                      [&](const Entry& a, const Entry& b) { return rank_score(a) > rank_score(b); });
-    beam.resize(keep);
-  }
-
-  // Final ranking adds the LM's end of sentence. The greedy hypothesis joins
-  // with its exact CTC probability (never below its best path's).
-  auto finish = [&](int node, double acoustic) {
-    const Node& n = trie.at(node);
-    BeamHypothesis h;
-    h.ids = trie.labels(node);
-    h.acoustic = acoustic;
-    if (fusion.lm) h.lm = n.lm + fusion.lm->log_prob(n.lm_context, CharNgramLm::kEos);
-    h.score = acoustic + lm_weight * h.lm + bonus * static_cast<double>(n.chars);
-    return h;
-  };
-  std::vector<int64_t> greedy_ids;
-  {
-    int64_t prev = -1;
-    for (int64_t id : greedy_path) {
-      if (id != prev && id != blank) greedy_ids.push_back(id);
-      prev = id;
-    }
-  }
-  const int greedy_node = trie.find_or_add(greedy_ids);
-  const double greedy_acoustic = ctc_sequence_log_prob(log_probs, frames, vocab, greedy_ids, blank);
-  std::vector<BeamHypothesis> out;
-  bool have_greedy = false;
-  for (const Entry& e : beam) {
-    if (e.node == greedy_node) {
-      have_greedy = true;
-      out.push_back(finish(e.node, std::max(e.total(), greedy_acoustic)));
-    } else {
-      out.push_back(finish(e.node, e.total()));
-    }
-  }
-  if (!have_greedy) out.push_back(finish(greedy_node, greedy_acoustic));
-  std::stable_sort(out.begin(), out.end(), [](const BeamHypothesis& a, const BeamHypothesis& b) { return a.score > b.score; });
-  if (out.size() > static_cast<size_t>(options.nbest)) out.resize(static_cast<size_t>(options.nbest));
-  return out;
+  return PrefixBeamSearch(log_probs, frames, vocab, options).run();
 }
 
 double ctc_sequence_log_prob(const float* log_probs, int64_t frames, int64_t vocab, const std::vector<int64_t>& labels,

@@ -1,8 +1,9 @@
 // asr_decode: transcripts from a checkpoint and audio files or a
 // preprocessed dataset split, optionally scored against references.
-// Phases: options -> checkpoint -> inputs -> references -> LM -> decode ->
-// output -> scores -> summary. The work lives in src/decode; this file only
-// orders it and maps failures to exit statuses (docs/decoding.md).
+// Phases, one function each: options -> checkpoint -> inputs and references
+// -> LM -> decode -> output and scores -> summary. Decoding, scoring and the
+// LM live in src/decode; this file gathers inputs, orders the phases, writes
+// the results and maps failures to exit statuses (docs/decoding.md).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -186,8 +187,8 @@ nlohmann::json to_json(const asr::Transcript& t, const asr::UtteranceScore* scor
   return j;
 }
 
-int run(const Cli& c) {
-  // 2. Checkpoint: the model, its tokenizer and sample rate.
+// 2. Checkpoint: the model, its tokenizer and sample rate.
+asr::Decoder load_decoder(const Cli& c) {
   auto t_load = Clock::now();
   asr::Decoder decoder = asr::Decoder::from_checkpoint(c.checkpoint);
   std::fprintf(stderr, "asr_decode: %s: %.2fM parameters, %d tokens, %d Hz%s (loaded in %.2f s)\n",
@@ -195,95 +196,121 @@ int run(const Cli& c) {
                decoder.sample_rate(),
                decoder.step() >= 0 ? (", step " + std::to_string(decoder.step())).c_str() : "",
                seconds_since(t_load));
+  return decoder;
+}
 
-  // 3-4. Inputs and references.
-  std::map<std::string, std::string> refs;
-  std::unique_ptr<asr::Dataset> dataset;
-  std::vector<std::string> dataset_refs;
+// What is decoded, and what it is scored against.
+struct Work {
   std::vector<asr::DecodeInput> inputs;
-  if (!c.data.empty()) {
-    dataset = std::make_unique<asr::Dataset>(asr::Dataset::open(c.data, c.split));
-    inputs = dataset_inputs(*dataset, decoder.sample_rate(), &dataset_refs);
-  } else {
-    inputs = file_inputs(gather_paths(c), decoder.sample_rate());
-    if (!c.refs.empty()) refs = asr::read_reference_tsv(c.refs);
-  }
-  if (inputs.empty()) throw asr::Error("nothing to decode: no inputs given (or the split is empty)");
-  const bool scoring = !c.data.empty() || !c.refs.empty();
+  std::map<std::string, std::string> refs;      // id -> reference (files with --refs)
+  std::unique_ptr<asr::Dataset> dataset;        // --data
+  std::vector<std::string> dataset_refs;        // filled as the dataset's inputs load
+  bool scoring = false;
+};
 
-  // 5. Optional character LM, never trained on what is being scored.
-  asr::DecodeOptions options = c.decode;
-  std::optional<asr::CharNgramLm> lm;
-  if (!c.lm_text.empty()) {
-    std::vector<std::string> exclude;
-    for (const auto& in : inputs) exclude.push_back(in.id);
-    for (const auto& [id, text] : refs) exclude.push_back(id);
-    auto corpus = asr::read_lm_corpus(c.lm_text, exclude);
-    lm = asr::CharNgramLm::train(corpus.sentences, c.lm_order);
-    options.fusion.lm = &*lm;
-    std::fprintf(stderr, "asr_decode: character %d-gram LM from %zu transcripts of %s (%zu left out: being decoded)\n",
-                 c.lm_order, corpus.sentences.size(), c.lm_text.c_str(), corpus.excluded);
+// 3-4. Inputs and references.
+Work gather_work(const Cli& c, int rate) {
+  Work w;
+  if (!c.data.empty()) {
+    w.dataset = std::make_unique<asr::Dataset>(asr::Dataset::open(c.data, c.split));
+    w.inputs = dataset_inputs(*w.dataset, rate, &w.dataset_refs);
+  } else {
+    w.inputs = file_inputs(gather_paths(c), rate);
+    if (!c.refs.empty()) w.refs = asr::read_reference_tsv(c.refs);
   }
+  if (w.inputs.empty()) throw asr::Error("nothing to decode: no inputs given (or the split is empty)");
+  w.scoring = !c.data.empty() || !c.refs.empty();
+  return w;
+}
+
+// 5. Optional character LM, never trained on what is being scored.
+std::optional<asr::CharNgramLm> train_lm(const Cli& c, const Work& w) {
+  if (c.lm_text.empty()) return std::nullopt;
+  std::vector<std::string> exclude;
+  for (const auto& in : w.inputs) exclude.push_back(in.id);
+  for (const auto& [id, text] : w.refs) exclude.push_back(id);
+  auto corpus = asr::read_lm_corpus(c.lm_text, exclude);
+  auto lm = asr::CharNgramLm::train(corpus.sentences, c.lm_order);
+  std::fprintf(stderr, "asr_decode: character %d-gram LM from %zu transcripts of %s (%zu left out: being decoded)\n",
+               c.lm_order, corpus.sentences.size(), c.lm_text.c_str(), corpus.excluded);
+  return lm;
+}
+
+// Counts of one run, for the summary line and the exit status.
+struct Tally {
+  asr::ScoreSummary scores;
+  int64_t decoded = 0, failed = 0, missing_refs = 0;
+  double audio_seconds = 0;
+};
+
+// 7-8. Transcripts in input order, with scores where references exist;
+// returns the counts and writes the output and the report.
+Tally write_results(const Cli& c, const std::vector<asr::Transcript>& results, const Work& w, bool beam) {
+  std::ostringstream out, report;
+  Tally tally;
+  for (const auto& t : results) {
+    std::optional<asr::UtteranceScore> score;
+    if (!t.ok()) {
+      ++tally.failed;
+    } else {
+      ++tally.decoded;
+      tally.audio_seconds += t.audio_seconds;
+      auto ref = w.scoring ? w.refs.find(t.id) : w.refs.end();
+      if (w.scoring && ref == w.refs.end()) ++tally.missing_refs;
+      if (ref != w.refs.end()) {
+        score = asr::score_utterance(t.id, ref->second, t.text);
+        tally.scores.add(*score);
+        report << asr::format_utterance_report(*score) << "\n";
+      }
+    }
+    if (c.format == "jsonl")
+      out << to_json(t, score ? &*score : nullptr, beam).dump() << "\n";
+    else if (t.ok())
+      out << t.id << "\t" << t.text << "\n";
+  }
+  if (c.output.empty())
+    std::cout << out.str() << std::flush;
+  else
+    asr::write_file_atomic(c.output, out.str());
+  if (!c.report.empty()) asr::write_file_atomic(c.report, report.str());
+  return tally;
+}
+
+// 9. Summary on stderr.
+void print_summary(const Tally& tally, const Work& w, double wall, const asr::DecodeOptions& options, bool lm) {
+  if (w.scoring) {
+    if (tally.missing_refs > 0)
+      std::fprintf(stderr, "asr_decode: warning: %lld decoded inputs have no reference and are not scored\n",
+                   static_cast<long long>(tally.missing_refs));
+    std::fprintf(stderr, "%s\n", tally.scores.format().c_str());
+  }
+  const std::string search = options.beam > 1 ? "beam " + std::to_string(options.beam) + (lm ? " + LM" : "") : "greedy";
+  std::fprintf(stderr,
+               "asr_decode: %lld files decoded, %lld failed, %.2f s of audio, wall %.3f s, RTF %.4f (%s, %d thread%s)\n",
+               static_cast<long long>(tally.decoded), static_cast<long long>(tally.failed), tally.audio_seconds, wall,
+               tally.audio_seconds > 0 ? wall / tally.audio_seconds : 0.0, search.c_str(), options.threads,
+               options.threads == 1 ? "" : "s");
+}
+
+int run(const Cli& c) {
+  asr::Decoder decoder = load_decoder(c);
+  Work work = gather_work(c, decoder.sample_rate());
+  asr::DecodeOptions options = c.decode;
+  auto lm = train_lm(c, work);
+  if (lm) options.fusion.lm = &*lm;
 
   // 6. Decode; a bad input is named as soon as it fails.
   auto t_decode = Clock::now();
-  auto results = decoder.decode(inputs, options, [&](const asr::Transcript& t) {
+  auto results = decoder.decode(work.inputs, options, [&](const asr::Transcript& t) {
     if (!t.ok()) std::fprintf(stderr, "asr_decode: cannot decode '%s': %s\n", t.id.c_str(), t.error.c_str());
   });
   const double wall = seconds_since(t_decode);
-  for (size_t i = 0; i < dataset_refs.size(); ++i)
-    if (results[i].ok()) refs[inputs[i].id] = dataset_refs[i];
+  for (size_t i = 0; i < work.dataset_refs.size(); ++i)
+    if (results[i].ok()) work.refs[work.inputs[i].id] = work.dataset_refs[i];
 
-  // 7-8. Output in input order, with scores where references exist.
-  std::ostringstream out;
-  std::ostringstream report;
-  asr::ScoreSummary summary;
-  int64_t failed = 0, decoded = 0, missing_refs = 0;
-  double audio_seconds = 0;
-  for (const auto& t : results) {
-    std::optional<asr::UtteranceScore> score;
-    if (t.ok()) {
-      ++decoded;
-      audio_seconds += t.audio_seconds;
-      if (scoring) {
-        auto it = refs.find(t.id);
-        if (it == refs.end()) {
-          ++missing_refs;
-        } else {
-          score = asr::score_utterance(t.id, it->second, t.text);
-          summary.add(*score);
-          report << asr::format_utterance_report(*score) << "\n";
-        }
-      }
-    } else {
-      ++failed;
-    }
-    if (c.format == "jsonl") {
-      out << to_json(t, score ? &*score : nullptr, options.beam > 1).dump() << "\n";
-    } else if (t.ok()) {
-      out << t.id << "\t" << t.text << "\n";
-    }
-  }
-  if (c.output.empty()) {
-    std::cout << out.str() << std::flush;
-  } else {
-    asr::write_file_atomic(c.output, out.str());
-  }
-  if (!c.report.empty()) asr::write_file_atomic(c.report, report.str());
-
-  // 9. Summary on stderr.
-  if (scoring) {
-    if (missing_refs > 0)
-      std::fprintf(stderr, "asr_decode: warning: %lld decoded inputs have no reference and are not scored\n",
-                   static_cast<long long>(missing_refs));
-    std::fprintf(stderr, "%s\n", summary.format().c_str());
-  }
-  std::fprintf(stderr, "asr_decode: %lld files decoded, %lld failed, %.2f s of audio, wall %.3f s, RTF %.4f (%s, %d thread%s)\n",
-               static_cast<long long>(decoded), static_cast<long long>(failed), audio_seconds, wall,
-               audio_seconds > 0 ? wall / audio_seconds : 0.0,
-               options.beam > 1 ? ("beam " + std::to_string(options.beam) + (lm ? " + LM" : "")).c_str() : "greedy",
-               options.threads, options.threads == 1 ? "" : "s");
-  return failed > 0 ? asr::kExitFailure : asr::kExitOk;
+  const Tally tally = write_results(c, results, work, options.beam > 1);
+  print_summary(tally, work, wall, options, lm.has_value());
+  return tally.failed > 0 ? asr::kExitData : asr::kExitOk;
 }
 
 }  // namespace
@@ -295,11 +322,9 @@ int main(int argc, char** argv) {
     if (!cli) return exit_code;
     asr::validate_decode_options(cli->decode);
     return run(*cli);
-  } catch (const asr::Error& e) {
-    std::fprintf(stderr, "asr_decode: error: %s\n", e.what());
-    return asr::kExitUsage;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "asr_decode: unexpected failure: %s\n", e.what());
-    return asr::kExitFailure;
+    const int code = asr::exit_code_for(e);
+    std::fprintf(stderr, "asr_decode: %s%s\n", code == asr::kExitFailure ? "unexpected failure: " : "error: ", e.what());
+    return code;
   }
 }

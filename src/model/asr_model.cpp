@@ -18,7 +18,7 @@ AsrModelImpl::AsrModelImpl(const ModelConfig& cfg) : cfg_(cfg) {
   head_ = register_module("head", torch::nn::Linear(cfg.encoder.d_model, cfg.vocab_size));
 }
 
-void AsrModelImpl::set_communicator(dist::Communicator* comm) {
+void AsrModelImpl::set_communicator(distributed::Communicator* comm) {
   if (rvq_) rvq_->set_communicator(comm);
 }
 

@@ -141,6 +141,20 @@ at::Tensor WaveformFrontend::output_lengths(const at::Tensor& input_lengths) con
   return len;
 }
 
+int64_t WaveformFrontend::samples_per_frame() const {
+  int64_t hop = pool_;
+  for (const auto& b : blocks_) hop *= b.stride;
+  return hop;
+}
+
+int64_t WaveformFrontend::receptive_field() const {
+  // Backwards from one output frame: each block's strided conv, then its
+  // full-rate conv, then the pooling.
+  int64_t frames = 1;
+  for (auto b = blocks_.rbegin(); b != blocks_.rend(); ++b) frames = (frames - 1) * b->stride + kernel_ + kernel_ - 1;
+  return frames * pool_;
+}
+
 FrontendOutput WaveformFrontend::forward(const at::Tensor& waveform, const at::Tensor& lengths) {
   auto out_len = output_lengths(lengths);
   const auto samples = to_vector(lengths), frames = to_vector(out_len);
@@ -220,6 +234,18 @@ at::Tensor LogMelFrontend::output_lengths(const at::Tensor& input_lengths) const
   auto len = conv_frames(input_lengths.to(torch::kLong), n_fft_, hop_, n_fft_ / 2);
   for (int64_t s : strides_) len = conv_frames(len, 2 * s - 1, s, s - 1);
   return len;
+}
+
+int64_t LogMelFrontend::samples_per_frame() const {
+  int64_t hop = hop_;
+  for (int64_t s : strides_) hop *= s;
+  return hop;
+}
+
+int64_t LogMelFrontend::receptive_field() const {
+  int64_t frames = 1;
+  for (auto s = strides_.rbegin(); s != strides_.rend(); ++s) frames = (frames - 1) * *s + 2 * *s - 1;
+  return (frames - 1) * hop_ + n_fft_;
 }
 
 FrontendOutput LogMelFrontend::forward(const at::Tensor& waveform, const at::Tensor& lengths) {

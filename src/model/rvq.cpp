@@ -8,7 +8,7 @@
 #include <unordered_map>
 
 #include "asr/core/error.h"
-#include "asr/dist/communicator.h"
+#include "asr/distributed/communicator.h"
 #include "asr/model/packed_frames.h"
 
 namespace asr::model {

@@ -183,16 +183,4 @@ std::string format_alignment(const Alignment& alignment) {
   return rtrim(ref_line) + "\n" + rtrim(hyp_line) + "\n" + rtrim(eval_line) + "\n";
 }
 
-int64_t levenshtein(std::string_view a, std::string_view b) {
-  std::vector<int64_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = static_cast<int64_t>(j);
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = static_cast<int64_t>(i);
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1), prev[j] + 1, cur[j - 1] + 1});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 }  // namespace asr

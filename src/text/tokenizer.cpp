@@ -92,7 +92,7 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   try {
     bytes = read_file(path);
   } catch (const Error& e) {
-    throw Error("cannot read tokenizer " + path + ": " + e.what());
+    throw DataError("cannot read tokenizer " + path + ": " + e.what());
   }
   return Tokenizer(load_model(std::move(bytes), "tokenizer " + path));
 }
@@ -103,9 +103,9 @@ std::unique_ptr<Tokenizer::Impl> load_model(std::string bytes, const std::string
   auto impl = std::make_unique<Tokenizer::Impl>();
   std::string error;
   impl->sp.reset(spm_api().load(bytes, &error));
-  if (!impl->sp) throw Error(what + " is not a sentencepiece model: " + error);
+  if (!impl->sp) throw DataError(what + " is not a sentencepiece model: " + error);
   if (impl->sp->pad_id() != 0 || impl->sp->unk_id() != 1 || impl->sp->bos_id() >= 0 || impl->sp->eos_id() >= 0)
-    throw Error(what + " does not follow the CTC convention (pad/blank id 0, unk id 1, no bos/eos); "
+    throw DataError(what + " does not follow the CTC convention (pad/blank id 0, unk id 1, no bos/eos); "
                 "train it with asr_preprocess");
   impl->bytes = std::move(bytes);
   return impl;

@@ -4,22 +4,16 @@
 
 #include <iostream>
 
+#include "asr/core/config_schema.h"
 #include "asr/core/error.h"
 
 namespace asr {
 
 std::vector<std::string> TrainCliOptions::as_overrides() const {
   std::vector<std::string> out = overrides;
-  auto quote = [](const std::string& s) {
-    std::string q = "\"";
-    for (char c : s) {
-      if (c == '"' || c == '\\') q += '\\';
-      q += c;
-    }
-    return q + "\"";
-  };
-  if (data_dir) out.push_back("data.dir=" + quote(*data_dir));
-  if (run_dir) out.push_back("run_dir=" + quote(*run_dir));
+  using config::toml_quote;
+  if (data_dir) out.push_back("data.dir=" + toml_quote(*data_dir));
+  if (run_dir) out.push_back("run_dir=" + toml_quote(*run_dir));
   if (max_steps) out.push_back("train.max_steps=" + std::to_string(*max_steps));
   if (checkpoint_every) out.push_back("checkpoint.every=" + std::to_string(*checkpoint_every));
   if (seed) out.push_back("train.seed=" + std::to_string(*seed));
@@ -31,10 +25,11 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   CLI::App app{
       "asr_ddp: data-parallel CTC speech recognizer training.\n"
       "Launch one process per rank with mpirun, srun or torchrun-style RANK/WORLD_SIZE variables;\n"
-      "a plain invocation trains in one process. Exit status: 0 done, 1 failure, 2 bad usage,\n"
-      "75 preempted (checkpointed after SIGUSR1/SIGTERM/SIGINT; requeue and --resume auto).",
+      "a plain invocation trains in one process. Exit status: 0 done, 1 unexpected failure, 2 bad\n"
+      "usage or config, 3 unusable data, 4 distributed failure (a rank died or hung), 5 replicas\n"
+      "diverged, 75 preempted (checkpointed after SIGUSR1/SIGTERM/SIGINT; requeue and --resume auto).",
       "asr_ddp"};
-  app.add_option("--config", o.config_path, "TOML config file (see configs/ and docs/config.md)")->required();
+  auto* config_opt = app.add_option("--config", o.config_path, "TOML config file (see configs/ and docs/config.md)");
   std::string data, run, resume;
   int64_t max_steps = 0, ckpt_every = 0;
   uint64_t seed = 0;
@@ -46,6 +41,8 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   auto* seed_opt = app.add_option("--seed", seed, "random seed (overrides train.seed)");
   app.add_flag("--eval-only", o.eval_only, "evaluate the resumed checkpoint on the validation split and exit");
   app.add_option("--set", o.overrides, "override a config key: section.key=value (TOML value), repeatable");
+  app.add_flag("--config-reference", o.config_reference,
+               "print every config key with its type, default and meaning (docs/config.md) and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -54,6 +51,7 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     throw Error(std::string(e.what()) + " (run asr_ddp --help for usage)");
   }
+  if (!*config_opt && !o.config_reference) throw Error("--config is required (run asr_ddp --help for usage)");
   if (*data_opt) o.data_dir = data;
   if (*run_opt) o.run_dir = run;
   if (*steps_opt) o.max_steps = max_steps;

@@ -1,397 +1,182 @@
 #include "asr/train/config.h"
 
-#include <toml++/toml.h>
+#include <fmt/format.h>
 
-#include <algorithm>
-#include <climits>
-#include <cmath>
-#include <cstdint>
-#include <type_traits>
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <map>
-#include <set>
-#include <sstream>
 
 #include "asr/core/atomic_file.h"
 #include "asr/core/error.h"
-#include "asr/text/edit_distance.h"
-#include "config_fields.h"
 
 namespace asr {
+
+using namespace config;
+
 namespace {
 
-using config_detail::Rule;
-using config_detail::visit_config;
+constexpr double kMaxInt64 = 9.2e18;
 
-// Shortest decimal text that reads back as exactly `v` and is a TOML float.
-std::string format_double(double v) {
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  if (std::isnan(v)) return "nan";
-  char buf[64];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  std::string s = buf;
-  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
-  return s;
+Fields run_fields(TrainConfig& c) {
+  DataConfig& d = c.data;
+  return {
+      {"run_dir", &c.run_dir, nonempty(),
+       "run directory: config copy, metrics, TensorBoard events, checkpoints, logs "
+       "([run-directory.md](run-directory.md)); `--run-dir`"},
+      {"data.dir", &d.dir, any(),
+       "an `asr_preprocess` output directory ([data-format.md](data-format.md)); must be set here or by `--data`"},
+      {"data.train_split", &d.train_split, nonempty(), "split to train on"},
+      {"data.valid_split", &d.valid_split, nonempty(), "split evaluated every `eval.every` steps"},
+      {"data.loader_threads", &d.loader_threads, within(1, 256),
+       "threads that read, resample and augment audio ahead of the step"},
+  };
 }
 
-// For messages: integral values without a fraction ("got 3", not "got 3.0").
-std::string format_number(double v) {
-  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
-  return format_double(v);
+Fields optimizer_fields(TrainConfig& c) {
+  OptimConfig& o = c.optim;
+  LrSchedule& s = c.schedule;
+  VqWeightSchedule& w = c.vq_warmup;
+  return {
+      {"optim.lr", &o.lr, above(0), "peak learning rate, reached at the end of warmup"},
+      {"optim.beta1", &o.beta1, within(0, 1, true), "Adam beta1"},
+      {"optim.beta2", &o.beta2, within(0, 1, true), "Adam beta2"},
+      {"optim.eps", &o.eps, above(0), "Adam epsilon"},
+      {"optim.weight_decay", &o.weight_decay, at_least(0), "decoupled weight decay"},
+      {"optim.grad_clip", &o.grad_clip, at_least(0), "global gradient-norm limit; 0 disables clipping"},
+      {"optim.accumulate", &o.accumulate, at_least(1), "micro-batches accumulated into one optimizer step"},
+
+      {"schedule.kind", &s.kind, one_of({"cosine", "noam", "constant"}), "shape after warmup"},
+      {"schedule.warmup_steps", &s.warmup_steps, within(0, kMaxInt64), "linear warmup from 0 to `optim.lr`"},
+      {"schedule.total_steps", &s.total_steps, within(0, kMaxInt64),
+       "where cosine reaches its floor; 0 = `train.max_steps`"},
+      {"schedule.min_lr_ratio", &s.min_lr_ratio, within(0, 1), "cosine floor as a fraction of `optim.lr`"},
+
+      {"vq_warmup.start", &w.start, at_least(0), "VQ loss weight at step 0"},
+      {"vq_warmup.end", &w.end, at_least(0), "weight from `vq_warmup.steps` on"},
+      {"vq_warmup.steps", &w.steps, within(0, kMaxInt64), "length of the linear ramp"},
+  };
 }
 
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
+Fields loop_fields(TrainConfig& c) {
+  TrainLoopConfig& t = c.train;
+  return {
+      {"train.max_steps", &t.max_steps, within(1, kMaxInt64), "optimizer steps of the run; `--max-steps`"},
+      {"train.max_epochs", &t.max_epochs, within(0, kMaxInt64), "stop after this many epochs; 0 = no limit"},
+      {"train.batch_seconds", &t.batch_seconds, above(0),
+       "total audio seconds of one **global** batch (all ranks together), so the batch does not change with the "
+       "world size"},
+      {"train.max_batch_utterances", &t.max_batch_utterances, at_least(0),
+       "cap on utterances per global batch; 0 = none"},
+      {"train.min_batch_utterances", &t.min_batch_utterances, at_least(1),
+       "a global batch closes on `batch_seconds` only once it holds this many utterances (clips longer than the "
+       "budget still batch together). Every rank needs one utterance of every batch, so the trainer uses max(this, "
+       "world size); global batches are identical for every world size up to this value"},
+      {"train.buckets", &t.buckets, within(1, 1000),
+       "length buckets: utterances of similar length are batched together (little padding)"},
+      {"train.seed", &t.seed, within(0, kMaxInt64), "seed of initialization, shuffling and augmentation; `--seed`"},
+      {"train.prefetch", &t.prefetch, within(1, 1000), "batches loaded ahead of the step"},
+      {"train.log_every", &t.log_every, at_least(1),
+       "steps between training records in `metrics.jsonl` and TensorBoard"},
+      {"train.deterministic", &t.deterministic, any(), "deterministic kernels, needed for bit-identical resume"},
+  };
 }
 
-std::string describe(const Rule& r) {
-  if (!r.choices.empty()) {
-    std::string s = "must be one of";
-    for (size_t i = 0; i < r.choices.size(); ++i) s += (i ? ", " : " ") + quote(r.choices[i]);
-    return s;
-  }
-  if (r.nonempty) return "must not be empty";
-  bool has_lo = std::isfinite(r.lo), has_hi = std::isfinite(r.hi) && r.hi < 9e18;
-  if (has_lo && has_hi)
-    return "must be in " + std::string(r.lo_open ? "(" : "[") + format_number(r.lo) + ", " + format_number(r.hi) +
-           (r.hi_open ? ")" : "]");
-  if (has_lo) return std::string("must be ") + (r.lo_open ? "> " : ">= ") + format_number(r.lo);
-  if (has_hi) return std::string("must be ") + (r.hi_open ? "< " : "<= ") + format_number(r.hi);
-  return "is invalid";
+Fields augment_and_eval_fields(TrainConfig& c) {
+  AugmentOptions& a = c.augment;
+  EvalConfig& e = c.eval;
+  CheckpointConfig& k = c.checkpoint;
+  return {
+      {"augment.enabled", &a.enabled, any(), "turn augmentation on"},
+      {"augment.gain_db", &a.gain_db, within(0, 60), "random gain, uniform in [-gain_db, +gain_db] dB"},
+      {"augment.speed_min", &a.speed_min, within(0.25, 4), "lowest speed factor (resampling)"},
+      {"augment.speed_max", &a.speed_max, within(0.25, 4), "highest speed factor"},
+      {"augment.time_masks", &a.time_masks, within(0, 100), "spans zeroed per utterance"},
+      {"augment.time_mask_seconds", &a.time_mask_seconds, within(0, 60), "maximum width of each span"},
+
+      {"eval.every", &e.every, within(0, kMaxInt64),
+       "steps between evaluations on `data.valid_split` (there is always one at the end of a run); 0 = only at the "
+       "end"},
+      {"eval.max_utterances", &e.max_utterances, within(0, kMaxInt64),
+       "evaluate only the first N utterances; 0 = all"},
+      {"eval.samples", &e.samples, within(0, 1000), "sample predictions written to the log and TensorBoard"},
+
+      {"checkpoint.every", &k.every, within(0, kMaxInt64),
+       "steps between checkpoints (one is always written at the end); 0 = only at the end; `--checkpoint-every`"},
+      {"checkpoint.keep_last", &k.keep_last, at_least(0), "step checkpoints kept; 0 = keep all"},
+      {"checkpoint.keep_best", &k.keep_best, any(),
+       "also keep the best by validation CER as `checkpoints/best.ckpt`"},
+  };
 }
 
-bool number_ok(double v, const Rule& r) {
-  if (std::isnan(v)) return false;
-  if (r.lo_open ? !(v > r.lo) : !(v >= r.lo)) return false;
-  if (r.hi_open ? !(v < r.hi) : !(v <= r.hi)) return false;
-  return true;
+Fields dist_and_log_fields(TrainConfig& c) {
+  distributed::DistOptions& d = c.dist;
+  LogConfig& l = c.log;
+  return {
+      {"dist.backend", &d.backend, one_of({"auto", "gloo", "nccl"}),
+       "collective backend; auto = NCCL when every rank has a GPU, Gloo otherwise"},
+      {"dist.timeout_seconds", &d.timeout_seconds, within(1, 86400),
+       "a collective that takes longer fails, naming the rank and operation"},
+      {"dist.connect_timeout_seconds", &d.connect_timeout_seconds, within(1, 86400),
+       "how long ranks wait for each other at start-up (the rendezvous); ranks of a cluster job may start minutes "
+       "apart"},
+      {"dist.watchdog_margin_seconds", &d.watchdog_margin_seconds, within(0, 86400),
+       "a rank stuck in a collective past `timeout_seconds` plus this margin is ended by the watchdog"},
+      {"dist.master_addr", &d.master_addr, any(),
+       "rank 0's host; empty = from `MASTER_ADDR`, the Slurm node list, or rank 0's host name under mpirun"},
+      {"dist.master_port", &d.master_port, within(0, 65535),
+       "rank 0's rendezvous port; 0 = from `MASTER_PORT`, the Slurm job id, or a free port under mpirun"},
+      {"dist.bucket_mb", &d.grad.bucket_mb, within(0, 4096, false), "gradient all-reduce bucket size in MiB"},
+      {"dist.first_bucket_mb", &d.grad.first_bucket_mb, within(0, 4096, false),
+       "size of the first bucket (small, so communication starts early in backward)"},
+      {"dist.bf16_allreduce", &d.grad.bf16_compress, any(), "send gradients as bfloat16 (half the traffic)"},
+
+      {"log.level", &l.level, one_of({"trace", "debug", "info", "warn", "error"}), "console and log file level"},
+      {"log.tensorboard", &l.tensorboard, any(), "write TensorBoard event files into the run directory"},
+      {"log.progress", &l.progress, one_of({"auto", "live", "plain"}),
+       "live progress line on a terminal (auto), always live, or plain periodic lines"},
+  };
 }
-
-// Problem text for `value` against `rule`, or empty when it is fine.
-std::string check_value(const std::string& v, const Rule& r) {
-  if (!r.choices.empty()) {
-    for (const auto& c : r.choices)
-      if (c == v) return "";
-    return describe(r) + " (got " + quote(v) + ")";
-  }
-  if (r.nonempty && v.empty()) return describe(r);
-  return "";
-}
-std::string check_value(bool, const Rule&) { return ""; }
-template <class T>
-std::string check_value(T v, const Rule& r) {
-  double d = static_cast<double>(v);
-  return number_ok(d, r) ? "" : describe(r) + " (got " + format_number(d) + ")";
-}
-std::string check_value(const std::vector<int>& v, const Rule& r) {
-  if (v.empty()) return "must be a non-empty list";
-  for (int x : v)
-    if (!number_ok(x, r)) return "every element " + describe(r) + " (got " + std::to_string(x) + ")";
-  return "";
-}
-
-// Where a key's value came from, for error messages.
-class Locator {
- public:
-  Locator(std::string source, const toml::table* root, const std::map<std::string, std::string>* overrides)
-      : source_(std::move(source)), root_(root), overrides_(overrides) {}
-
-  std::string operator()(const std::string& key, const toml::node* node = nullptr) const {
-    if (overrides_) {
-      auto it = overrides_->find(key);
-      if (it != overrides_->end()) return "--set " + it->second;
-    }
-    if (!node && root_) node = find(*root_, key);
-    if (node && node->source().begin.line > 0)
-      return source_ + ":" + std::to_string(node->source().begin.line);
-    return source_;
-  }
-
-  static const toml::node* find(const toml::table& root, const std::string& key) {
-    const toml::table* table = &root;
-    size_t start = 0;
-    while (true) {
-      size_t dot = key.find('.', start);
-      const toml::node* node = table->get(key.substr(start, dot == std::string::npos ? dot : dot - start));
-      if (!node || dot == std::string::npos) return node;
-      table = node->as_table();
-      if (!table) return nullptr;
-      start = dot + 1;
-    }
-  }
-
- private:
-  std::string source_;
-  const toml::table* root_;
-  const std::map<std::string, std::string>* overrides_;
-};
-
-[[noreturn]] void fail(const std::string& where, const std::string& key, const std::string& problem) {
-  throw Error(where + ": " + key + ": " + problem);
-}
-
-const char* type_name(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
-    default: return "a date/time";
-  }
-}
-
-class Reader {
- public:
-  Reader(const toml::table& root, const Locator& where) : root_(root), where_(where) {}
-
-  template <class T>
-  void operator()(const std::string& key, T& value, const Rule& rule) {
-    const toml::node* node = Locator::find(root_, key);
-    if (!node) return;
-    T parsed = value;
-    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-      // Range first, on the value as written, so a huge number is reported as such.
-      if (!node->is_integer())
-        fail(where_(key, node), key, std::string("expected an integer, got ") + type_name(*node));
-      int64_t v = node->as_integer()->get();
-      std::string problem = check_value(v, rule);
-      if (problem.empty() && (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
-                              (v > 0 && static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max()))))
-        problem = "must be in [" + std::to_string(std::numeric_limits<T>::min()) + ", " +
-                  std::to_string(std::numeric_limits<T>::max()) + "] (got " + std::to_string(v) + ")";
-      if (!problem.empty()) fail(where_(key, node), key, problem);
-      value = static_cast<T>(v);
-      return;
-    } else {
-      if (!read(*node, parsed))
-        fail(where_(key, node), key, std::string("expected ") + expected(parsed) + ", got " + type_name(*node));
-    }
-    std::string problem = check_value(parsed, rule);
-    if (!problem.empty()) fail(where_(key, node), key, problem);
-    value = parsed;
-  }
-
- private:
-  static const char* expected(const std::string&) { return "a string"; }
-  static const char* expected(bool) { return "a boolean (true or false)"; }
-  static const char* expected(double) { return "a number"; }
-  static const char* expected(const std::vector<int>&) { return "an array of integers"; }
-
-  static bool read(const toml::node& n, std::string& out) {
-    if (auto v = n.value_exact<std::string>()) return out = *v, true;
-    return false;
-  }
-  static bool read(const toml::node& n, bool& out) {
-    if (auto v = n.value_exact<bool>()) return out = *v, true;
-    return false;
-  }
-  static bool read(const toml::node& n, double& out) {
-    if (n.is_floating_point()) return out = n.as_floating_point()->get(), true;
-    if (n.is_integer()) return out = static_cast<double>(n.as_integer()->get()), true;
-    return false;
-  }
-  static bool read(const toml::node& n, std::vector<int>& out) {
-    const toml::array* a = n.as_array();
-    if (!a) return false;
-    std::vector<int> values;
-    for (const toml::node& e : *a) {
-      if (!e.is_integer()) return false;
-      int64_t x = e.as_integer()->get();
-      // Clamped, so the element check reports it as out of range.
-      values.push_back(static_cast<int>(std::clamp<int64_t>(x, INT32_MIN, INT32_MAX)));
-    }
-    out = std::move(values);
-    return true;
-  }
-
-  const toml::table& root_;
-  const Locator& where_;
-};
-
-class Writer {
- public:
-  template <class T>
-  void operator()(const std::string& key, T& value, const Rule&) {
-    size_t dot = key.rfind('.');
-    std::string section = dot == std::string::npos ? "" : key.substr(0, dot);
-    std::string name = dot == std::string::npos ? key : key.substr(dot + 1);
-    if (section != section_) {
-      out_ << "\n[" << section << "]\n";
-      section_ = section;
-    }
-    out_ << name << " = " << format(value) << "\n";
-  }
-  std::string str() const { return out_.str(); }
-
- private:
-  static std::string format(const std::string& v) { return quote(v); }
-  static std::string format(bool v) { return v ? "true" : "false"; }
-  static std::string format(double v) { return format_double(v); }
-  static std::string format(const std::vector<int>& v) {
-    std::string s = "[";
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-    return s + "]";
-  }
-  template <class T>
-  static std::string format(T v) { return std::to_string(v); }
-
-  std::ostringstream out_;
-  std::string section_;
-};
-
-class Checker {
- public:
-  explicit Checker(const Locator& where) : where_(where) {}
-  template <class T>
-  void operator()(const std::string& key, T& value, const Rule& rule) {
-    std::string problem = check_value(value, rule);
-    if (!problem.empty()) fail(where_(key), key, problem);
-  }
-
- private:
-  const Locator& where_;
-};
-
-struct KeyLister {
-  std::vector<std::string> keys;
-  template <class T>
-  void operator()(const std::string& key, T&, const Rule&) { keys.push_back(key); }
-};
 
 // Rules that involve more than one key.
-void check_consistency(const TrainConfig& c, const Locator& where) {
-  if (c.model.encoder.d_model % c.model.encoder.heads != 0)
-    fail(where("model.encoder.heads"), "model.encoder.heads",
-         "must divide model.encoder.d_model (" + std::to_string(c.model.encoder.d_model) + " is not a multiple of " +
-             std::to_string(c.model.encoder.heads) + ")");
+void check_consistency(const TrainConfig& c, const FailFn& fail) {
+  check_model_consistency(c.model, fail);
   if (c.augment.speed_min > c.augment.speed_max)
-    fail(where("augment.speed_min"), "augment.speed_min",
-         "must not exceed augment.speed_max (" + format_number(c.augment.speed_min) + " > " +
-             format_number(c.augment.speed_max) + ")");
-}
-
-std::string suggestion(const std::string& key, const std::vector<std::string>& known) {
-  // Same last component in another section first ("train.lr" -> "optim.lr"),
-  // then the nearest spelling.
-  std::string leaf = key.substr(key.rfind('.') + 1);
-  for (const auto& k : known)
-    if (k.substr(k.rfind('.') + 1) == leaf) return "; did you mean " + k + "?";
-  int64_t best = 4;
-  std::string best_key;
-  for (const auto& k : known) {
-    int64_t d = levenshtein(key, k);
-    if (d < best) best = d, best_key = k;
-  }
-  return best_key.empty() ? "" : "; did you mean " + best_key + "?";
-}
-
-void reject_unknown(const toml::table& table, const std::string& prefix, const std::set<std::string>& keys,
-                    const std::set<std::string>& sections, const std::vector<std::string>& known,
-                    const Locator& where) {
-  for (const auto& [k, node] : table) {
-    std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
-    if (keys.count(path)) continue;
-    if (node.is_table() && sections.count(path)) {
-      reject_unknown(*node.as_table(), path, keys, sections, known, where);
-      continue;
-    }
-    std::string what = sections.count(path) ? "is a section, not a value" : "unknown key" + suggestion(path, known);
-    fail(where(path, &node), path, what);
-  }
-}
-
-// Sets `key` in `root` to the TOML value of `text` (or the plain string).
-void apply_override(toml::table& root, const std::string& spec, std::map<std::string, std::string>& origin) {
-  size_t eq = spec.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw Error("--set " + spec + ": expected section.key=value (e.g. --set optim.lr=3e-4)");
-  auto trim = [](std::string s) {
-    size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-  };
-  std::string key = trim(spec.substr(0, eq)), text = trim(spec.substr(eq + 1));
-  if (key.empty() || key.front() == '.' || key.back() == '.' || key.find("..") != std::string::npos)
-    throw Error("--set " + spec + ": '" + key + "' is not a key of the form section.key");
-
-  toml::table parsed;
-  bool is_toml = false;
-  try {
-    const std::string doc = "v = " + text;
-    parsed = toml::parse(std::string_view(doc), std::string_view("--set"));
-    is_toml = parsed.size() == 1 && parsed.get("v");
-  } catch (const toml::parse_error&) {
-  }
-
-  toml::table* table = &root;
-  size_t start = 0;
-  for (size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', start)) {
-    std::string part = key.substr(start, dot - start);
-    toml::node* node = table->get(part);
-    if (!node) node = &table->insert(part, toml::table{}).first->second;
-    table = node->as_table();
-    if (!table) throw Error("--set " + spec + ": " + key.substr(0, dot) + " is a value, not a section");
-    start = dot + 1;
-  }
-  std::string leaf = key.substr(start);
-  if (is_toml)
-    table->insert_or_assign(leaf, std::move(*parsed.get("v")));
-  else
-    table->insert_or_assign(leaf, text);
-  origin[key] = spec;
+    fail("augment.speed_min",
+         fmt::format("must not exceed augment.speed_max ({} > {})", c.augment.speed_min, c.augment.speed_max));
 }
 
 TrainConfig parse_config(const std::string& text, const std::string& source,
                          const std::vector<std::string>& overrides) {
-  toml::table root;
-  try {
-    root = toml::parse(std::string_view(text), std::string_view(source));
-  } catch (const toml::parse_error& e) {
-    throw Error(source + ":" + std::to_string(e.source().begin.line) + ":" + std::to_string(e.source().begin.column) +
-                ": TOML syntax error: " + std::string(e.description()));
-  }
-  std::map<std::string, std::string> origin;
-  for (const auto& spec : overrides) apply_override(root, spec, origin);
-  Locator where(source, &root, &origin);
-
-  std::vector<std::string> known = config_keys();
-  std::set<std::string> keys(known.begin(), known.end()), sections;
-  for (const auto& k : known)
-    for (size_t dot = k.find('.'); dot != std::string::npos; dot = k.find('.', dot + 1)) sections.insert(k.substr(0, dot));
-  reject_unknown(root, "", keys, sections, known, where);
-
+  auto doc = Document::parse(text, source, overrides);
   TrainConfig config;
-  Reader reader(root, where);
-  visit_config(config, reader);
-  check_consistency(config, where);
+  doc.read(train_config_fields(config));
+  check_consistency(config, [&](const std::string& key, const std::string& problem) { doc.fail(key, problem); });
   return config;
 }
 
 }  // namespace
+
+Fields train_config_fields(TrainConfig& c) {
+  Fields all = run_fields(c);
+  for (Fields part : {model_config_fields(c.model), optimizer_fields(c), loop_fields(c), augment_and_eval_fields(c),
+                      dist_and_log_fields(c)})
+    all.insert(all.end(), part.begin(), part.end());
+  return all;
+}
+
+std::vector<SectionDoc> train_config_sections() {
+  std::vector<SectionDoc> s = {{"", ""}, {"data", ""}};
+  for (const auto& m : model_config_sections()) s.push_back(m);
+  std::vector<SectionDoc> rest = {{"optim", "AdamW"},
+                                  {"schedule", "learning rate"},
+                                  {"vq_warmup", "the seed's VQ loss weight schedule"},
+                                  {"train", ""},
+                                  {"augment", "waveform augmentation, training only"},
+                                  {"eval", ""},
+                                  {"checkpoint", ""},
+                                  {"dist", "process group and gradient synchronization"},
+                                  {"log", ""}};
+  s.insert(s.end(), rest.begin(), rest.end());
+  return s;
+}
 
 TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   std::error_code ec;
@@ -413,24 +198,26 @@ TrainConfig config_from_toml_string(const std::string& text, const std::string& 
 
 std::string config_to_toml(const TrainConfig& config) {
   TrainConfig copy = config;
-  Writer writer;
-  visit_config(copy, writer);
-  return "# Effective asr_ddp configuration (every key; see docs/config.md).\n" + writer.str();
+  return "# Effective asr_ddp configuration (every key; see docs/config.md).\n\n" +
+         to_toml(train_config_fields(copy));
 }
 
 void validate_config(const TrainConfig& config) {
   TrainConfig copy = config;
-  Locator where("config", nullptr, nullptr);
-  Checker checker(where);
-  visit_config(copy, checker);
-  check_consistency(copy, where);
+  check(train_config_fields(copy), "config");
+  check_consistency(copy, [](const std::string& key, const std::string& problem) {
+    throw Error("config: " + key + ": " + problem);
+  });
 }
 
 std::vector<std::string> config_keys() {
   TrainConfig scratch;
-  KeyLister lister;
-  visit_config(scratch, lister);
-  return lister.keys;
+  return keys(train_config_fields(scratch));
+}
+
+std::string config_reference_markdown() {
+  TrainConfig defaults;
+  return markdown_reference(train_config_fields(defaults), train_config_sections());
 }
 
 }  // namespace asr

@@ -6,7 +6,7 @@
 
 #include "asr/data/dataset.h"
 #include "asr/decode/ctc_greedy.h"
-#include "asr/dist/communicator.h"
+#include "asr/distributed/communicator.h"
 #include "asr/model/asr_model.h"
 #include "asr/text/tokenizer.h"
 #include "asr/train/batch_loader.h"
@@ -17,13 +17,14 @@ namespace {
 
 // Evaluation batches: the split in length order, cut by padded seconds.
 // No shuffling, so the cut depends only on the split and the options.
-std::vector<std::vector<int64_t>> eval_batches(const Dataset& dataset, const EvalOptions& options) {
+std::vector<std::vector<int64_t>> eval_batches(const Dataset& dataset, const EvalConfig& options,
+                                               double batch_seconds) {
   size_t n = dataset.size();
   if (options.max_utterances > 0) n = std::min<size_t>(n, static_cast<size_t>(options.max_utterances));
   std::vector<int64_t> lengths(n);
   for (size_t i = 0; i < n; ++i) lengths[i] = dataset.num_samples(i);
   BatchSamplerOptions so;
-  so.batch_seconds = options.batch_seconds;
+  so.batch_seconds = batch_seconds;
   so.shuffle = false;
   so.buckets = 1;
   return BatchSampler(lengths, dataset.sample_rate(), so).epoch_batches(0);
@@ -32,7 +33,7 @@ std::vector<std::vector<int64_t>> eval_batches(const Dataset& dataset, const Eva
 }  // namespace
 
 EvalResult evaluate_split(model::AsrModelImpl& model, const Dataset& dataset, const Tokenizer& tokenizer,
-                          dist::Communicator& comm, const EvalOptions& options) {
+                          distributed::Communicator& comm, const EvalConfig& options, double batch_seconds) {
   auto start = std::chrono::steady_clock::now();
   EvalResult result;
   if (dataset.size() == 0) return result;
@@ -40,7 +41,7 @@ EvalResult evaluate_split(model::AsrModelImpl& model, const Dataset& dataset, co
   bool was_training = model.is_training();
   model.eval();
 
-  auto batches = eval_batches(dataset, options);
+  auto batches = eval_batches(dataset, options, batch_seconds);
   const int rank = comm.rank(), world = comm.world_size();
   std::vector<EvalSample> samples;
   for (size_t b = static_cast<size_t>(rank); b < batches.size(); b += static_cast<size_t>(world)) {

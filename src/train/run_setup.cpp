@@ -7,19 +7,12 @@
 #include "asr/core/atomic_file.h"
 #include "asr/core/error.h"
 #include "asr/core/log.h"
-#include "asr/dist/communicator.h"
+#include "asr/distributed/communicator.h"
 
 namespace asr {
 namespace fs = std::filesystem;
 
-dist::DistOptions dist_options_from(const TrainConfig& config) {
-  dist::DistOptions o;
-  o.backend = config.dist.backend;
-  o.timeout_s = config.dist.timeout_seconds;
-  return o;
-}
-
-void prepare_run(const TrainConfig& config, dist::Communicator& comm) {
+void prepare_run(const TrainConfig& config, distributed::Communicator& comm) {
   const fs::path run_dir(config.run_dir);
   if (comm.is_root()) {
     std::error_code ec;

@@ -26,6 +26,13 @@ double LrSchedule::lr_at(int64_t step) const {
   throw Error("unknown schedule.kind '" + kind + "' (use cosine, noam or constant)");
 }
 
+LrSchedule LrSchedule::for_run(double peak, int64_t max_steps) const {
+  LrSchedule s = *this;
+  s.peak_lr = peak;
+  if (s.total_steps <= 0) s.total_steps = max_steps;
+  return s;
+}
+
 double VqWeightSchedule::weight_at(int64_t step) const {
   if (steps <= 0 || step >= steps) return end;
   double t = static_cast<double>(step) / static_cast<double>(steps);

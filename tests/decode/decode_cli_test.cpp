@@ -12,7 +12,7 @@
 #include "asr/data/dataset.h"
 #include "asr/data/preprocess.h"
 #include "asr/decode/checkpoint_model.h"
-#include "asr/dist/communicator.h"
+#include "asr/distributed/communicator.h"
 #include "asr/text/edit_distance.h"
 #include "asr/train/evaluator.h"
 #include "decode_fixture.h"
@@ -143,7 +143,7 @@ TEST_F(DecodeCli, BadInputsAreNamedAndTheRestDecoded) {
   const std::string args = "--checkpoint " + q(ckpt()) + " " + q(clip(0)) + " " + q(t / "missing.wav") + " " +
                            q(t / "empty.wav") + " " + q(t / "notes.wav") + " " + q(t / "silent0.wav") + " " + q(clip(1));
   auto r = decode(args, t);
-  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.status, 3) << r.err;  // data error: some inputs were unusable
   for (const char* bad : {"missing", "empty", "notes", "silent0"}) {
     EXPECT_NE(r.err.find(std::string("cannot decode '") + bad + "'"), std::string::npos) << bad << "\n" << r.err;
     EXPECT_EQ(r.out.find(std::string(bad) + "\t"), std::string::npos);
@@ -174,7 +174,9 @@ TEST_F(DecodeCli, BrokenCheckpointsExitCleanly) {
   asr::save_checkpoint(t / "garbage.ckpt", garbage);
   for (const char* name : {"trunc.ckpt", "corrupt.ckpt", "v2.ckpt", "model.ckpt", "garbage.ckpt", "absent.ckpt"}) {
     auto r = decode("--checkpoint " + q(t / name) + " " + q(clip(0)), t);
-    EXPECT_EQ(r.status, 2) << name << ": " << r.err;  // 128+ would be a signal (abort, segfault)
+    // A path that does not exist is a usage error (2), a file that cannot be
+    // used a data error (3); 128+ would be a signal (abort, segfault).
+    EXPECT_EQ(r.status, std::string(name) == "absent.ckpt" ? 2 : 3) << name << ": " << r.err;
     EXPECT_NE(r.err.find((t / name).string()), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("asr_decode: error:"), std::string::npos) << r.err;
     EXPECT_EQ(r.out, "");
@@ -255,10 +257,8 @@ TEST_F(DecodeCli, DataSplitScoringMatchesTrainingEvaluation) {
   }
 
   auto m = asr::load_checkpoint_model((t / "data.ckpt").string());
-  auto comm = asr::dist::make_local_communicator();
-  asr::EvalOptions eo;
-  eo.batch_seconds = 2.0;
-  auto eval = asr::evaluate_split(*m.model, val, *m.tokenizer, *comm, eo);
+  auto comm = asr::distributed::make_local_communicator();
+  auto eval = asr::evaluate_split(*m.model, val, *m.tokenizer, *comm, asr::EvalConfig{}, /*batch_seconds=*/2.0);
   EXPECT_EQ(eval.chars.sub, summed.sub);
   EXPECT_EQ(eval.chars.del, summed.del);
   EXPECT_EQ(eval.chars.ins, summed.ins);

@@ -10,8 +10,8 @@
 
 #include "asr/model/asr_model.h"
 #include "asr/text/tokenizer.h"
-#include "asr/train/checkpoint.h"
-#include "asr/train/checkpoint_torch.h"
+#include "asr/core/checkpoint_file.h"
+#include "asr/model/module_state.h"
 #include "asr/train/config.h"
 #include "test_support.h"
 

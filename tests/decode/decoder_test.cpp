@@ -53,7 +53,7 @@ TEST_F(DecoderTest, LoadsEverythingFromTheCheckpoint) {
   EXPECT_EQ(d.model_config().encoder.d_model, 64);  // configs/tiny.toml
   EXPECT_EQ(d.model_config().vocab_size, d.tokenizer().vocab_size());
   EXPECT_GT(d.num_parameters(), 0);
-  EXPECT_EQ(asr::samples_per_frame(d.model_config()), 3 * 4 * 4 * 4 * 4);
+  EXPECT_EQ(d.samples_per_frame(), 3 * 4 * 4 * 4 * 4);
 }
 
 TEST_F(DecoderTest, EveryBrokenCheckpointIsAClearError) {

@@ -4,7 +4,7 @@
 #include <random>
 
 #include "asr/core/error.h"
-#include "asr/dist/communicator.h"
+#include "asr/distributed/communicator.h"
 #include "asr/model/asr_model.h"
 #include "asr/model/ctc.h"
 #include "asr/model/encoder.h"

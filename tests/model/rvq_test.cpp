@@ -3,14 +3,14 @@
 
 #include <optional>
 
-#include "asr/dist/communicator.h"
+#include "asr/distributed/communicator.h"
 #include "asr/model/rvq.h"
 
 using namespace asr::model;
 
 namespace {
 
-class RecordingCommunicator : public asr::dist::Communicator {
+class RecordingCommunicator : public asr::distributed::Communicator {
  public:
   int rank() const override { return 1; }
   int world_size() const override { return 2; }

@@ -4,6 +4,8 @@
 
 #include <random>
 
+#include "asr/core/suggest.h"
+
 namespace {
 
 using asr::EditOp;

@@ -1,4 +1,4 @@
-#include "asr/train/checkpoint.h"
+#include "asr/train/checkpoint_manager.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -7,7 +7,8 @@
 
 #include "asr/core/atomic_file.h"
 #include "asr/core/error.h"
-#include "asr/train/checkpoint_torch.h"
+#include "asr/model/module_state.h"
+#include "asr/train/optimizer_state.h"
 #include "test_support.h"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "asr/dist/communicator.h"
+#include "asr/distributed/communicator.h"
 #include "asr/train/config.h"
 #include "asr/train/run_setup.h"
 #include "asr/train/tensorboard.h"
@@ -49,7 +49,7 @@ class TrainerTest : public ::testing::Test {
 
   // Runs a Trainer to completion in this process; returns its exit status.
   int train(const TrainConfig& cfg, const std::string& resume = "") {
-    auto comm = dist::make_local_communicator();
+    auto comm = distributed::make_local_communicator();
     prepare_run(cfg, *comm);
     Trainer trainer(cfg, *comm);
     if (!resume.empty()) trainer.resume(resume);
@@ -140,7 +140,7 @@ TEST_F(TrainerTest, EvaluationOfACheckpointIsReproducible) {
   ASSERT_EQ(train(tiny_config(run, {"train.max_steps=5"})), kExitOk);
   auto evals = records(run, true);
   ASSERT_FALSE(evals.empty());
-  auto comm = dist::make_local_communicator();
+  auto comm = distributed::make_local_communicator();
   auto cfg = tiny_config(run, {"train.max_steps=5"});
   Trainer trainer(cfg, *comm);
   trainer.resume("auto");
@@ -178,7 +178,7 @@ TEST_F(TrainerTest, OverfitsTenUtterancesToNearZeroCer) {
 }
 
 TEST_F(TrainerTest, ResumeFromAMissingPathIsAClearError) {
-  auto comm = dist::make_local_communicator();
+  auto comm = distributed::make_local_communicator();
   auto cfg = tiny_config(tmp_ / "x");
   Trainer trainer(cfg, *comm);
   try {

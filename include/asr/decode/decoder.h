@@ -66,6 +66,7 @@ class Decoder {
   int sample_rate() const;
   const Tokenizer& tokenizer() const;
   const ModelConfig& model_config() const;
+  int64_t samples_per_frame() const;  // the model's hop: chunks are cut on these boundaries
   int64_t step() const;  // training step of the checkpoint, -1 if unknown
   int64_t num_parameters() const;
 

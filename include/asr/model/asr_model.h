@@ -12,7 +12,7 @@
 #include "asr/model/model_config.h"
 #include "asr/model/rvq.h"
 
-namespace asr::dist {
+namespace asr::distributed {
 class Communicator;
 }
 
@@ -42,9 +42,10 @@ class AsrModelImpl : public torch::nn::Module {
                       const at::Tensor& utterance_keys = {});
 
   at::Tensor output_lengths(const at::Tensor& input_lengths) const { return frontend_->output_lengths(input_lengths); }
-  void set_communicator(dist::Communicator* comm);
+  void set_communicator(distributed::Communicator* comm);
   const ModelConfig& config() const { return cfg_; }
   Frontend& frontend() { return *frontend_; }
+  const Frontend& frontend() const { return *frontend_; }
   ResidualVQ& rvq() { return rvq_; }
 
  private:

@@ -34,6 +34,11 @@ class Frontend : public torch::nn::Module {
   // Exact frame counts for given sample counts (any shape, int64).
   virtual at::Tensor output_lengths(const at::Tensor& input_lengths) const = 0;
   int64_t output_length(int64_t samples) const;
+  // Input samples between consecutive output frames (the total downsampling),
+  // and input samples one output frame depends on. Chunked decoding cuts
+  // inputs on frame boundaries and overlaps chunks by at least the latter.
+  virtual int64_t samples_per_frame() const = 0;
+  virtual int64_t receptive_field() const = 0;
 };
 
 // Throws asr::Error naming the key for an unusable configuration.
@@ -44,6 +49,8 @@ class WaveformFrontend : public Frontend {
   WaveformFrontend(const FrontendConfig& cfg, int64_t d_model);
   FrontendOutput forward(const at::Tensor& waveform, const at::Tensor& lengths) override;
   at::Tensor output_lengths(const at::Tensor& input_lengths) const override;
+  int64_t samples_per_frame() const override;
+  int64_t receptive_field() const override;
 
  private:
   struct Block {
@@ -62,6 +69,8 @@ class LogMelFrontend : public Frontend {
   LogMelFrontend(const FrontendConfig& cfg, int64_t sample_rate, int64_t d_model);
   FrontendOutput forward(const at::Tensor& waveform, const at::Tensor& lengths) override;
   at::Tensor output_lengths(const at::Tensor& input_lengths) const override;
+  int64_t samples_per_frame() const override;
+  int64_t receptive_field() const override;
 
  private:
   int64_t n_fft_, hop_;

@@ -1,10 +1,14 @@
-// Every size of the model, as a plain struct (no torch, no TOML): the config
-// module fills it from [model], checkpoints store it, the decoder rebuilds
-// the model from it. Defaults are the documented defaults of configs/base.toml.
+// Every size of the model, as a plain struct (no torch), and its [model]
+// config fields: the training config embeds them, checkpoints store them as
+// TOML, and the decoder rebuilds the model from a checkpoint's [model]
+// section alone. Defaults are the documented defaults of configs/base.toml.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "asr/core/config_schema.h"
 
 namespace asr {
 
@@ -57,5 +61,20 @@ struct ModelConfig {
   EncoderConfig encoder;
   RvqConfig rvq;
 };
+
+// The [model] keys bound to `m`, named under `prefix` ("model." in a
+// training config), with ranges and docs.
+config::Fields model_config_fields(ModelConfig& m, const std::string& prefix = "model.");
+std::vector<config::SectionDoc> model_config_sections(const std::string& prefix = "model.");
+
+// Rules that span several keys; calls `fail(key, problem)` for the first broken one.
+using FailFn = std::function<void(const std::string& key, const std::string& problem)>;
+void check_model_consistency(const ModelConfig& m, const FailFn& fail, const std::string& prefix = "model.");
+
+// The [model] section of a whole config text (e.g. a checkpoint's "config"
+// section); other sections are ignored. Throws asr::Error naming `source`.
+ModelConfig model_config_from_toml(const std::string& text, const std::string& source);
+// The [model] section alone, as TOML.
+std::string model_config_to_toml(const ModelConfig& m);
 
 }  // namespace asr

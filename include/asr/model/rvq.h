@@ -21,7 +21,7 @@
 
 #include "asr/model/model_config.h"
 
-namespace asr::dist {
+namespace asr::distributed {
 class Communicator;
 }
 
@@ -53,7 +53,7 @@ class ResidualVQImpl : public torch::nn::Module {
                     const at::Tensor& utterance_keys = {});
 
   // nullptr (the default) = purely local statistics.
-  void set_communicator(dist::Communicator* comm) { comm_ = comm; }
+  void set_communicator(distributed::Communicator* comm) { comm_ = comm; }
 
   // [N, K, D]: a parameter, or a buffer in EMA mode.
   at::Tensor codebooks() const { return codebooks_; }
@@ -73,7 +73,7 @@ class ResidualVQImpl : public torch::nn::Module {
 
   RvqConfig cfg_;
   int64_t dim_;
-  dist::Communicator* comm_ = nullptr;
+  distributed::Communicator* comm_ = nullptr;
   at::Tensor codebooks_;               // [N, K, D]
   at::Tensor ema_count_, ema_sum_;     // [N, K], [N, K, D] (EMA mode)
   at::Tensor usage_;                   // [N, K] assignments in the current window (all ranks)

@@ -56,7 +56,4 @@ ErrorCounts word_errors(std::string_view ref, std::string_view hyp);
 //   EVAL:     S       I
 std::string format_alignment(const Alignment& alignment);
 
-// Byte-wise edit distance, for "did you mean" suggestions.
-int64_t levenshtein(std::string_view a, std::string_view b);
-
 }  // namespace asr

@@ -1,4 +1,5 @@
-// Waveform augmentation: gain, speed and time masks. Each utterance's random
+// Waveform augmentation: gain, speed and time masks (the [augment] section
+// of the config). Each utterance's random
 // draws come from (seed, epoch, utterance index) alone, so augmentation is the
 // same whatever the world size and however batches are split across ranks.
 #pragma once

@@ -1,5 +1,6 @@
 // asr_ddp's command line. Flags override the config file; --set overrides any key.
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@ struct TrainCliOptions {
   std::optional<std::string> resume;  // "auto" or a checkpoint path
   std::optional<uint64_t> seed;
   bool eval_only = false;
+  bool config_reference = false;  // print the key reference of docs/config.md and exit
   std::vector<std::string> overrides;  // section.key=value, applied in order
 
   // The flags as --set style overrides, after the user's own --set list, so

@@ -1,16 +1,23 @@
 // The training configuration: one TOML file read into typed structs.
 //
-// Every key is documented in docs/config.md. Reading is strict: an unknown
-// key, a value of the wrong type or out of range is an asr::Error naming the
-// key (section.key), the file and line, or the --set override it came from.
-// Command-line flags are best expressed as overrides ("train.max_steps=100"),
-// so they are checked exactly like the file.
+// One table of fields (train_config_fields) drives reading, --set overrides,
+// validation, the effective TOML written into run directories and
+// checkpoints, and the key reference in docs/config.md. Reading is strict: an
+// unknown key, a value of the wrong type or out of range is an asr::Error
+// naming the key (section.key), the file and line, or the --set override it
+// came from. Command-line flags are expressed as overrides
+// ("train.max_steps=100"), so they are checked exactly like the file.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "asr/core/config_schema.h"
+#include "asr/distributed/options.h"
 #include "asr/model/model_config.h"
+#include "asr/train/augment.h"
+#include "asr/train/evaluator.h"
+#include "asr/train/schedule.h"
 
 namespace asr {
 
@@ -31,20 +38,6 @@ struct OptimConfig {
   int accumulate = 1;         // micro-batches summed into one optimizer step
 };
 
-struct ScheduleConfig {
-  std::string kind = "cosine";  // "cosine", "noam" or "constant"
-  int64_t warmup_steps = 1000;
-  int64_t total_steps = 0;      // where cosine reaches its floor; 0 = train.max_steps
-  double min_lr_ratio = 0.05;   // cosine floor as a fraction of optim.lr
-};
-
-// The seed's VQ loss weight: linear from `start` to `end` over `steps`.
-struct VqWarmupConfig {
-  double start = 10.0;
-  double end = 0.5;
-  int64_t steps = 1000;
-};
-
 struct TrainLoopConfig {
   int64_t max_steps = 100000;
   int64_t max_epochs = 0;         // 0 = no epoch limit
@@ -58,33 +51,10 @@ struct TrainLoopConfig {
   bool deterministic = true;      // deterministic kernels; needed for bit-exact resume
 };
 
-struct AugmentConfig {
-  bool enabled = false;
-  double gain_db = 6.0;             // uniform gain in [-gain_db, +gain_db]
-  double speed_min = 0.9;
-  double speed_max = 1.1;
-  int time_masks = 2;
-  double time_mask_seconds = 0.2;   // maximum width of each mask
-};
-
-struct EvalConfig {
-  int64_t every = 1000;        // steps between evaluations (and one at the end); 0 = only at the end
-  int64_t max_utterances = 0;  // 0 = the whole validation split
-  int samples = 4;             // sample predictions written to the log and TensorBoard
-};
-
 struct CheckpointConfig {
   int64_t every = 1000;  // steps between checkpoints (and one at the end); 0 = only at the end
   int keep_last = 3;     // 0 = keep all
   bool keep_best = true; // also keep the best by validation CER (checkpoints/best.ckpt)
-};
-
-struct DistConfig {
-  std::string backend = "auto";  // "auto" (nccl on GPU, gloo on CPU), "gloo" or "nccl"
-  int timeout_seconds = 300;     // a collective that takes longer fails naming the rank
-  double bucket_mb = 25.0;       // gradient all-reduce bucket size
-  double first_bucket_mb = 1.0;  // smaller first bucket so communication starts early
-  bool bf16_allreduce = false;   // compress gradients to bf16 on the wire
 };
 
 struct LogConfig {
@@ -98,13 +68,13 @@ struct TrainConfig {
   DataConfig data;
   ModelConfig model;
   OptimConfig optim;
-  ScheduleConfig schedule;
-  VqWarmupConfig vq_warmup;
+  LrSchedule schedule;          // optim.lr and the model width are filled in by the trainer
+  VqWeightSchedule vq_warmup;
   TrainLoopConfig train;
-  AugmentConfig augment;
+  AugmentOptions augment;
   EvalConfig eval;
   CheckpointConfig checkpoint;
-  DistConfig dist;
+  distributed::DistOptions dist;
   LogConfig log;
 };
 
@@ -125,7 +95,15 @@ std::string config_to_toml(const TrainConfig& config);
 // Range and consistency checks for a config built or edited in code.
 void validate_config(const TrainConfig& config);
 
-// Every key in "section.key" form, in file order (for docs, tests and --help).
+// Every key in "section.key" form, in table order (for docs, tests and --help).
 std::vector<std::string> config_keys();
+
+// The fields of `config` (pointers into it) and the headings of their sections.
+config::Fields train_config_fields(TrainConfig& config);
+std::vector<config::SectionDoc> train_config_sections();
+
+// The key reference of docs/config.md (markdown tables of every key, type,
+// default and meaning); a test keeps the document equal to it.
+std::string config_reference_markdown();
 
 }  // namespace asr

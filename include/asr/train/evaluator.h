@@ -15,7 +15,7 @@ namespace asr {
 
 class Dataset;
 class Tokenizer;
-namespace dist {
+namespace distributed {
 class Communicator;
 }
 namespace model {
@@ -37,13 +37,15 @@ struct EvalResult {
   double wer() const { return words.rate(); }
 };
 
-struct EvalOptions {
-  double batch_seconds = 120.0;   // padded audio seconds per batch
-  int64_t max_utterances = 0;     // 0 = all
-  int samples = 4;
+// The [eval] section of the config.
+struct EvalConfig {
+  int64_t every = 1000;        // steps between evaluations (and one at the end); 0 = only at the end
+  int64_t max_utterances = 0;  // 0 = the whole split
+  int samples = 4;             // sample predictions written to the log and TensorBoard
 };
 
+// `batch_seconds`: padded audio seconds per batch (the training batch size).
 EvalResult evaluate_split(model::AsrModelImpl& model, const Dataset& dataset, const Tokenizer& tokenizer,
-                          dist::Communicator& comm, const EvalOptions& options);
+                          distributed::Communicator& comm, const EvalConfig& options, double batch_seconds);
 
 }  // namespace asr

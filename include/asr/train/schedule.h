@@ -6,18 +6,21 @@
 
 namespace asr {
 
+// The [schedule] section of the config; for_run() fills in what comes from
+// other sections (the peak from optim.lr, the run length from train.max_steps).
 struct LrSchedule {
   std::string kind = "cosine";  // "cosine", "noam" or "constant"
-  double peak_lr = 1e-3;
   int64_t warmup_steps = 1000;
-  int64_t total_steps = 100000;  // cosine decays to min_lr_ratio * peak_lr here
+  int64_t total_steps = 0;      // cosine decays to min_lr_ratio * peak_lr here; 0 = the run's max_steps
   double min_lr_ratio = 0.05;
-  int d_model = 256;             // noam scales by d_model^-0.5 (normalized so the peak is peak_lr)
+  double peak_lr = 1e-3;        // not a [schedule] key: optim.lr
 
   double lr_at(int64_t step) const;
+  LrSchedule for_run(double peak, int64_t max_steps) const;
 };
 
-// The seed's VQ loss weight warmup: linear from `start` to `end` over `steps`.
+// The seed's VQ loss weight warmup: linear from `start` to `end` over
+// `steps`; the [vq_warmup] section of the config.
 struct VqWeightSchedule {
   double start = 10.0;
   double end = 0.5;

@@ -10,7 +10,7 @@
 
 namespace asr {
 
-namespace dist {
+namespace distributed {
 class Communicator;
 }
 
@@ -18,7 +18,7 @@ class Trainer {
  public:
   // Opens the datasets, builds the model and optimizer, and makes every rank
   // start from rank 0's parameters.
-  Trainer(TrainConfig config, dist::Communicator& comm);
+  Trainer(TrainConfig config, distributed::Communicator& comm);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
@@ -38,8 +38,8 @@ class Trainer {
   int64_t step() const;
 
  private:
-  struct State;  // everything else lives in trainer.cpp
-  std::unique_ptr<State> s_;
+  struct Impl;  // everything else lives in trainer.cpp
+  std::unique_ptr<Impl> s_;
 };
 
 }  // namespace asr

@@ -1,0 +1,47 @@
+// Who am I and how do I reach the others: rank, world size and local rank
+// from mpirun, srun or torchrun-style variables, then one Communicator over
+// Gloo or NCCL. One binary runs under all three launchers, and as a single
+// process when none of them is present.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "asr/distributed/communicator.h"
+#include "asr/distributed/options.h"
+
+namespace asr::distributed {
+
+enum class Launcher { single, mpi, slurm, torchrun };
+const char* launcher_name(Launcher launcher);
+
+struct LaunchInfo {
+  Launcher launcher = Launcher::single;
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  int local_world_size = 1;
+  std::string master_addr;  // empty under MPI: rank 0 picks and broadcasts it
+  int master_port = 0;
+};
+
+// Reads a variable; nullptr when unset. Tests pass a map instead of getenv.
+using EnvLookup = std::function<const char*(const char*)>;
+
+// Decides the launcher from the environment without starting MPI. Precedence:
+// torchrun (RANK and WORLD_SIZE), MPI (OMPI_COMM_WORLD_SIZE, PMI_SIZE), Slurm
+// (SLURM_PROCID under srun), else a single process. Throws asr::Error naming
+// the variable when values are missing or inconsistent.
+LaunchInfo detect_launch(const EnvLookup& env = nullptr);
+
+// "gpu[03-05,9],cpu1" -> "gpu03": where rank 0 of a Slurm step runs.
+std::string first_host_of_nodelist(const std::string& nodelist);
+
+// Detects the launcher (calling MPI_Init under mpirun) and joins the group.
+std::unique_ptr<Communicator> make_communicator(const DistOptions& options);
+// Joins the group described by `launch` through a TCPStore hosted by rank 0
+// at master_addr:master_port. For launchers detect_launch does not know, and
+// for tests that run ranks as threads of one process.
+std::unique_ptr<Communicator> make_communicator(const DistOptions& options, const LaunchInfo& launch);
+
+}  // namespace asr::distributed

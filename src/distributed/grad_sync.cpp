@@ -1,0 +1,288 @@
+#include "asr/distributed/grad_sync.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <chrono>
+#include <mutex>
+
+namespace asr::distributed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+at::ScalarType wire_dtype(const at::Tensor& p, bool bf16) {
+  return (bf16 && p.scalar_type() == at::kFloat) ? at::kBFloat16 : p.scalar_type();
+}
+
+}  // namespace
+
+std::vector<std::vector<size_t>> assign_buckets(const std::vector<at::Tensor>& params, double first_bucket_mb,
+                                                double bucket_mb) {
+  std::vector<std::vector<size_t>> buckets;
+  double limit = first_bucket_mb * 1024 * 1024;
+  double bytes = 0;
+  for (size_t k = params.size(); k-- > 0;) {
+    const auto& p = params[k];
+    const double size = double(p.numel()) * double(p.element_size());
+    bool fresh = buckets.empty();
+    if (!fresh) {
+      const auto& head = params[buckets.back().front()];
+      // A bucket is one flat buffer: one dtype, one device.
+      fresh = head.scalar_type() != p.scalar_type() || head.device() != p.device() || bytes + size > limit;
+    }
+    if (fresh && !buckets.empty() && !buckets.back().empty()) {
+      limit = bucket_mb * 1024 * 1024;
+      bytes = 0;
+    }
+    if (fresh) buckets.emplace_back();
+    buckets.back().push_back(k);
+    bytes += size;
+  }
+  return buckets;
+}
+
+struct GradientSynchronizer::Impl {
+  struct Slot {
+    size_t bucket = 0;
+    int64_t offset = 0;
+    bool ready = false;
+  };
+  struct Bucket {
+    std::vector<size_t> params;
+    at::Tensor buffer;
+    size_t pending = 0;
+    std::unique_ptr<PendingReduce> work;
+  };
+
+  Impl(Communicator& comm, std::vector<at::Tensor> params, GradSyncOptions options)
+      : comm(comm), params(std::move(params)), options(options) {}
+
+  Communicator& comm;
+  std::vector<at::Tensor> params;
+  GradSyncOptions options;
+  std::vector<std::vector<size_t>> layout;
+  std::vector<Slot> slots;
+  std::vector<Bucket> buckets;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> hook_keys;
+
+  std::mutex mutex;
+  bool sync = false;
+  bool sync_pending = false;
+  bool in_backward = false;
+  size_t next_launch = 0;
+  size_t ready_count = 0;
+  double scale = 1.0;
+  Clock::time_point t_begin, t_ready;
+  GradSyncTimings timings;
+
+  bool distributed() const { return comm.world_size() > 1; }
+
+  at::Tensor slice(size_t i) {
+    const Slot& s = slots[i];
+    return buckets[s.bucket].buffer.narrow(0, s.offset, params[i].numel()).view(params[i].sizes());
+  }
+
+  // Caller holds the mutex.
+  void mark_ready(size_t i, const at::Tensor& grad) {
+    Slot& s = slots[i];
+    if (s.ready)
+      throw Error(fmt::format("parameter {} produced a gradient twice in one synchronised step; run one backward per "
+                              "step, and begin_step(false) for the micro-batches before the last",
+                              i));
+    if (grad.defined()) {
+      if (grad.is_sparse()) throw Error(fmt::format("parameter {} has a sparse gradient, which is not supported", i));
+      slice(i).copy_(grad);
+    } else {
+      slice(i).zero_();
+    }
+    s.ready = true;
+    if (++ready_count == params.size()) t_ready = Clock::now();
+    --buckets[s.bucket].pending;
+  }
+
+  // Caller holds the mutex. Strict index order keeps every rank's sequence
+  // of collectives identical whatever order autograd finishes gradients in.
+  void launch_ready() {
+    while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
+      auto& b = buckets[next_launch++];
+      std::vector<at::Tensor> tensors{b.buffer};
+      b.work = comm.all_reduce_sum_async(tensors);
+      if (in_backward) ++timings.buckets_in_backward;
+    }
+  }
+
+  void on_gradient(size_t i) {
+    if (!sync || !options.overlap) return;
+    at::NoGradGuard no_grad;
+    std::lock_guard<std::mutex> lock(mutex);
+    mark_ready(i, params[i].grad());
+    launch_ready();
+  }
+
+  void reset() {
+    for (auto& s : slots) s.ready = false;
+    for (auto& b : buckets) {
+      b.pending = b.params.size();
+      b.work.reset();
+    }
+    next_launch = 0;
+    ready_count = 0;
+    sync_pending = false;
+    in_backward = false;
+  }
+};
+
+namespace {
+
+// Runs after a parameter's AccumulateGrad node, i.e. once its .grad holds the
+// gradient of this backward (summed over every use of the parameter).
+class GradReadyHook : public torch::autograd::FunctionPostHook {
+ public:
+  GradReadyHook(GradientSynchronizer::Impl* impl, size_t index) : impl_(impl), index_(index) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    impl_->on_gradient(index_);
+    return outputs;
+  }
+
+ private:
+  GradientSynchronizer::Impl* impl_;
+  size_t index_;
+};
+
+}  // namespace
+
+GradientSynchronizer::GradientSynchronizer(Communicator& comm, std::vector<at::Tensor> params,
+                                           GradSyncOptions options)
+    : impl_(std::make_unique<Impl>(comm, std::move(params), options)) {
+  auto& im = *impl_;
+  if (!(options.bucket_mb > 0) || !(options.first_bucket_mb > 0))
+    throw Error(fmt::format("gradient bucket sizes must be positive (bucket_mb {}, first_bucket_mb {})",
+                            options.bucket_mb, options.first_bucket_mb));
+  for (size_t i = 0; i < im.params.size(); ++i)
+    if (!im.params[i].defined() || !im.params[i].requires_grad() || !im.params[i].is_leaf())
+      throw Error(fmt::format("parameter {} given to GradientSynchronizer is not a leaf tensor requiring grad", i));
+  im.layout = assign_buckets(im.params, options.first_bucket_mb, options.bucket_mb);
+  if (!im.distributed()) return;  // one rank: nothing to exchange
+  if (options.bf16_compress && !comm.supports_bfloat16()) {
+    if (comm.rank() == 0)
+      spdlog::warn("gradient bf16 compression requested but the {} backend of this LibTorch cannot reduce bfloat16; "
+                 "sending float32",
+                 comm.backend_name());
+    im.options.bf16_compress = false;
+  }
+
+  im.slots.resize(im.params.size());
+  for (size_t b = 0; b < im.layout.size(); ++b) {
+    Impl::Bucket bucket;
+    bucket.params = im.layout[b];
+    int64_t offset = 0;
+    for (size_t i : bucket.params) {
+      im.slots[i].bucket = b;
+      im.slots[i].offset = offset;
+      offset += im.params[i].numel();
+    }
+    const auto& head = im.params[bucket.params.front()];
+    bucket.buffer = at::empty({offset}, head.options().dtype(wire_dtype(head, im.options.bf16_compress))
+                                            .device(comm.device())
+                                            .requires_grad(false));
+    bucket.pending = bucket.params.size();
+    im.buckets.push_back(std::move(bucket));
+  }
+  if (options.overlap) {
+    for (size_t i = 0; i < im.params.size(); ++i) {
+      auto acc = torch::autograd::impl::grad_accumulator(im.params[i]);
+      if (!acc) throw Error(fmt::format("parameter {} has no gradient accumulator (not a leaf?)", i));
+      im.hook_keys.push_back(acc->add_post_hook(std::make_unique<GradReadyHook>(impl_.get(), i)));
+      im.accumulators.push_back(std::move(acc));
+    }
+  }
+}
+
+GradientSynchronizer::~GradientSynchronizer() {
+  auto& im = *impl_;
+  for (size_t k = 0; k < im.accumulators.size(); ++k) im.accumulators[k]->del_post_hook(im.hook_keys[k]);
+}
+
+void GradientSynchronizer::begin_step(bool synchronize) {
+  auto& im = *impl_;
+  std::lock_guard<std::mutex> lock(im.mutex);
+  if (im.sync_pending)
+    throw Error("GradientSynchronizer::begin_step called again before finish_step of the synchronised step");
+  im.sync = synchronize;
+  im.t_begin = Clock::now();
+  im.timings = GradSyncTimings{};
+  if (synchronize) {
+    im.reset();
+    im.sync_pending = true;
+    im.in_backward = true;
+  }
+}
+
+void GradientSynchronizer::set_scale(double scale) { impl_->scale = scale; }
+
+void GradientSynchronizer::finish_step() {
+  auto& im = *impl_;
+  at::NoGradGuard no_grad;
+  const auto t_finish = Clock::now();
+  if (!im.sync_pending) {
+    if (im.sync) throw Error("GradientSynchronizer::finish_step called twice for one step");
+    return;  // an accumulation micro-batch: nothing to do
+  }
+  im.sync = false;
+  if (!im.distributed()) {
+    for (auto& p : im.params) {
+      auto& grad = p.mutable_grad();
+      if (!grad.defined()) grad = at::zeros_like(p);
+      if (im.scale != 1.0) grad.mul_(im.scale);
+    }
+    im.timings.ready_s = seconds_between(im.t_begin, t_finish);
+    im.sync_pending = false;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(im.mutex);
+    im.in_backward = false;
+    const bool all_ready = im.ready_count == im.params.size();
+    im.timings.ready_s = seconds_between(im.t_begin, all_ready ? im.t_ready : t_finish);
+    for (size_t i = 0; i < im.params.size(); ++i)
+      if (!im.slots[i].ready) im.mark_ready(i, im.params[i].grad());
+    try {
+      im.launch_ready();
+    } catch (...) {
+      im.reset();
+      throw;
+    }
+  }
+  const auto t_wait = Clock::now();
+  try {
+    for (auto& b : im.buckets) b.work->wait();
+  } catch (...) {
+    im.reset();
+    throw;
+  }
+  im.timings.wait_s = seconds_between(t_wait, Clock::now());
+  for (size_t i = 0; i < im.params.size(); ++i) {
+    auto& grad = im.params[i].mutable_grad();
+    if (!grad.defined()) grad = at::empty_like(im.params[i]);
+    grad.copy_(im.slice(i));
+    if (im.scale != 1.0) grad.mul_(im.scale);
+  }
+  im.reset();
+}
+
+const GradSyncTimings& GradientSynchronizer::last_timings() const { return impl_->timings; }
+
+const std::vector<std::vector<size_t>>& GradientSynchronizer::buckets() const { return impl_->layout; }
+
+}  // namespace asr::distributed

@@ -1,0 +1,93 @@
+#include "watchdog.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "asr/core/error.h"
+
+namespace asr::distributed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Entry {
+  std::string op;
+  int rank;
+  std::chrono::milliseconds limit;
+  Clock::time_point deadline;
+};
+
+// Leaked on purpose: it must outlive every static destructor, since a hang
+// during exit is exactly one of the cases it exists for.
+class Watchdog {
+ public:
+  static Watchdog& instance() {
+    static Watchdog* dog = new Watchdog();
+    return *dog;
+  }
+
+  uint64_t add(Entry entry) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    uint64_t id = next_id_++;
+    entries_.emplace(id, std::move(entry));
+    cv_.notify_one();
+    return id;
+  }
+
+  void remove(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.erase(id);
+  }
+
+ private:
+  Watchdog() { std::thread([this] { run(); }).detach(); }
+
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      cv_.wait_for(lock, std::chrono::milliseconds(250));
+      const auto now = Clock::now();
+      for (const auto& [id, e] : entries_) {
+        if (now < e.deadline) continue;
+        // fprintf before spdlog: the console must get the line even if a
+        // logger lock is held by the stuck thread.
+        std::fprintf(stderr,
+                     "[asr watchdog] rank %d: '%s' still not finished after %.1f s; "
+                     "a peer rank is dead or hung. Exiting with status %d so the launcher "
+                     "ends the job.\n",
+                     e.rank, e.op.c_str(), e.limit.count() / 1000.0, int(kExitFailure));
+        std::fflush(stderr);
+        if (auto logger = spdlog::default_logger_raw()) {
+          logger->error("watchdog: rank {}: '{}' stuck for {:.1f} s; exiting", e.rank, e.op,
+                        e.limit.count() / 1000.0);
+          logger->flush();
+        }
+        _exit(kExitFailure);
+      }
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::map<uint64_t, Entry> entries_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace
+
+WatchdogGuard::WatchdogGuard(std::string op, int rank, std::chrono::milliseconds limit)
+    : id_(Watchdog::instance().add(Entry{std::move(op), rank, limit, Clock::now() + limit})) {}
+
+WatchdogGuard::~WatchdogGuard() { Watchdog::instance().remove(id_); }
+
+void watchdog_arm_exit_deadline(const std::string& reason, int rank, std::chrono::milliseconds limit) {
+  Watchdog::instance().add(Entry{"exit after " + reason, rank, limit, Clock::now() + limit});
+}
+
+}  // namespace asr::distributed
