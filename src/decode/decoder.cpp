@@ -15,12 +15,15 @@
 #include "asr/decode/checkpoint_model.h"
 #include "asr/decode/chunking.h"
 #include "asr/decode/ctc_greedy.h"
+#include "asr/distributed/device.h"
+#include "asr/model/transfer.h"
 
 namespace asr {
 
 struct Decoder::Impl {
   mutable CheckpointModel ckpt;  // forward() is non-const in torch, though eval mode changes nothing
   int64_t hop = 1;
+  c10::Device device{c10::kCPU};
 
   // Pieces of one batch's inputs, forwarded `batch` at a time; the kept
   // frames of each piece are appended to its input's posterior matrix.
@@ -57,7 +60,7 @@ struct Decoder::Impl {
                     static_cast<size_t>(n) * sizeof(float));
         lengths[static_cast<int64_t>(k - start)] = n;
       }
-      auto out = ckpt.model->forward(wave, lengths, /*train=*/false);
+      auto out = ckpt.model->forward(model::to_device(wave, device), lengths, /*train=*/false);
       auto lp = out.log_probs.to(torch::kCPU, torch::kFloat).contiguous();
       auto frames = out.out_lengths.to(torch::kCPU, torch::kLong).contiguous();
       const int64_t t_max = lp.size(1);
@@ -150,12 +153,34 @@ Decoder::Decoder(Decoder&&) noexcept = default;
 Decoder& Decoder::operator=(Decoder&&) noexcept = default;
 Decoder::~Decoder() = default;
 
-Decoder Decoder::from_checkpoint(const std::string& path) {
+namespace {
+
+c10::Device parse_device(const std::string& name) {
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name.rfind("cuda", 0) != 0)
+    throw Error("--device " + name + ": unknown device; use cpu, cuda or cuda:N");
+  if (!distributed::cuda_built())
+    throw Error("--device " + name + ": this build's LibTorch has no CUDA; use --device cpu (docs/building.md)");
+  const int gpus = distributed::visible_gpus();
+  if (gpus == 0) throw Error("--device " + name + ": no GPU is visible to this process; use --device cpu");
+  c10::Device d(name);  // "cuda" or "cuda:N"
+  if (d.has_index() && d.index() >= gpus)
+    throw Error("--device " + name + ": only " + std::to_string(gpus) + " GPU(s) visible");
+  return d.has_index() ? d : c10::Device(c10::kCUDA, 0);
+}
+
+}  // namespace
+
+Decoder Decoder::from_checkpoint(const std::string& path, const std::string& device) {
   auto impl = std::make_unique<Impl>();
+  impl->device = parse_device(device);
   impl->ckpt = load_checkpoint_model(path);
+  impl->ckpt.model->to(impl->device);
   impl->hop = impl->ckpt.model->frontend().samples_per_frame();
   return Decoder(std::move(impl));
 }
+
+std::string Decoder::device() const { return impl_->device.str(); }
 
 int Decoder::sample_rate() const { return impl_->ckpt.model_config.sample_rate; }
 const Tokenizer& Decoder::tokenizer() const { return *impl_->ckpt.tokenizer; }
@@ -193,7 +218,10 @@ std::vector<Transcript> Decoder::decode(const std::vector<DecodeInput>& inputs, 
       for (size_t i : batches[b]) on_done(results[i]);
     }
   };
-  const size_t threads = std::min<size_t>(static_cast<size_t>(o.threads), std::max<size_t>(batches.size(), 1));
+  // A GPU runs one batch at a time, fed by one worker.
+  const size_t threads = impl_->device.is_cpu()
+                             ? std::min<size_t>(static_cast<size_t>(o.threads), std::max<size_t>(batches.size(), 1))
+                             : 1;
   if (threads <= 1) {
     // On the caller's thread; its own torch thread setting survives the call.
     struct RestoreThreads {

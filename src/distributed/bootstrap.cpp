@@ -3,7 +3,9 @@
 // where it is; every collective afterwards goes through c10d.
 #include "asr/distributed/bootstrap.h"
 
+#ifdef ASR_WITH_MPI
 #include <mpi.h>
+#endif
 #include <spdlog/spdlog.h>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -14,6 +16,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "asr/distributed/device.h"
+#include "asr/distributed/world.h"
 #include "c10d_communicator.h"
 
 namespace asr::distributed {
@@ -63,6 +67,8 @@ milliseconds to_ms(double seconds) { return milliseconds(int64_t(seconds * 1000.
 
 milliseconds connect_timeout(const GroupSpec& spec) { return std::max(spec.timeout, spec.connect_timeout); }
 
+std::vector<uint8_t> c10d_bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
 c10::intrusive_ptr<c10d::TCPStore> open_store(const std::string& host, int port, bool server, int world,
                                                milliseconds timeout, int rank) {
   c10d::TCPStoreOptions opts;
@@ -88,6 +94,11 @@ c10::intrusive_ptr<c10d::TCPStore> open_store(const std::string& host, int port,
 
 // Under mpirun: ranks from MPI itself, the store address from rank 0.
 void mpi_rendezvous(const DistOptions& options, LaunchInfo& info, GroupSpec& spec) {
+#ifndef ASR_WITH_MPI
+  (void)options, (void)info, (void)spec;
+  throw Error("launched under mpirun, but this build has no MPI (ASR_WITH_MPI=OFF): launch the ranks with "
+              "torchrun-style RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT variables or with srun");
+#else
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) {
@@ -125,16 +136,19 @@ void mpi_rendezvous(const DistOptions& options, LaunchInfo& info, GroupSpec& spe
                        connect_timeout(spec), info.rank);
   }
   spec.session->store = store;
+#endif
 }
 
 }  // namespace
 
 Session::~Session() {
   store.reset();
+#ifdef ASR_WITH_MPI
   if (mpi_initialized && !broken.load()) {
     WatchdogGuard guard("MPI_Finalize", rank, exit_limit);
     MPI_Finalize();
   }
+#endif
 }
 
 const char* launcher_name(Launcher launcher) {
@@ -220,72 +234,155 @@ LaunchInfo detect_launch(const EnvLookup& env) {
   return info;
 }
 
-std::unique_ptr<Communicator> make_communicator(const DistOptions& options) {
-  LaunchInfo info = detect_launch();
-  return make_communicator(options, info);
-}
+namespace {
 
-std::unique_ptr<Communicator> make_communicator(const DistOptions& options, const LaunchInfo& launch) {
+GroupSpec group_spec(const DistOptions& options) {
   if (!(options.timeout_seconds > 0))
     throw Error(fmt::format("dist.timeout_seconds must be positive (got {})", options.timeout_seconds));
   if (options.watchdog_margin_seconds < 0)
     throw Error(fmt::format("dist.watchdog_margin_seconds must not be negative (got {})", options.watchdog_margin_seconds));
+  if (!(options.connect_timeout_seconds > 0))
+    throw Error(fmt::format("dist.connect_timeout_seconds must be positive (got {})", options.connect_timeout_seconds));
   const std::string& backend = options.backend;
   if (backend != "auto" && backend != "gloo" && backend != "nccl")
     throw Error(fmt::format("dist.backend '{}' is unknown; use auto, gloo or nccl", backend));
-
-  LaunchInfo info = launch;
   GroupSpec spec;
-  if (!(options.connect_timeout_seconds > 0))
-    throw Error(fmt::format("dist.connect_timeout_seconds must be positive (got {})", options.connect_timeout_seconds));
   spec.timeout = to_ms(options.timeout_seconds);
   spec.connect_timeout = to_ms(options.connect_timeout_seconds);
   spec.watchdog_margin = to_ms(options.watchdog_margin_seconds);
   spec.session = std::make_shared<Session>();
   spec.session->exit_limit = spec.timeout + spec.watchdog_margin;
-  const auto connect = std::max(spec.timeout, spec.connect_timeout);
+  return spec;
+}
 
+// Opens the rendezvous store (MPI, TCP, or in-process for one rank with an
+// explicit backend). False: one process with "auto", no group needed.
+bool open_rendezvous(const DistOptions& options, LaunchInfo& info, GroupSpec& spec) {
   if (info.launcher == Launcher::mpi) {
     mpi_rendezvous(options, info, spec);
-  } else if (info.world_size == 1 && backend == "auto") {
-    return make_local_communicator();
+  } else if (info.world_size == 1 && options.backend == "auto") {
+    return false;
   } else if (info.world_size == 1) {
     spec.session->store = c10::make_intrusive<c10d::HashStore>();
   } else {
-    const std::string addr = options.master_addr.empty() ? info.master_addr : options.master_addr;
-    const int port = options.master_port > 0 ? options.master_port : info.master_port;
-    info.master_addr = addr;
-    info.master_port = port;
-    spec.session->store = open_store(addr, port, info.rank == 0, info.world_size, connect, info.rank);
+    info.master_addr = options.master_addr.empty() ? info.master_addr : options.master_addr;
+    info.master_port = options.master_port > 0 ? options.master_port : info.master_port;
+    spec.session->store = open_store(info.master_addr, info.master_port, info.rank == 0, info.world_size,
+                                     connect_timeout(spec), info.rank);
   }
-  if (info.world_size == 1 && backend == "auto") return make_local_communicator();
-
+  if (info.world_size == 1 && options.backend == "auto") return false;  // MPI with one rank
   spec.rank = info.rank;
   spec.world_size = info.world_size;
   spec.local_rank = info.local_rank;
   spec.all_on_one_host = info.local_world_size >= info.world_size;
   spec.session->rank = info.rank;
+  return true;
+}
 
-  const bool want_nccl = backend == "nccl" || (backend == "auto" && nccl_usable(info.local_rank));
-  std::unique_ptr<Communicator> comm;
-  if (want_nccl) {
+DeviceReport report_for(const DeviceChoice& choice, int rank, const std::string& backend) {
+  DeviceReport r;
+  r.rank = rank;
+  r.backend = backend;
+  r.problem = choice.problem;
+  r.kind = choice.device.is_cuda() ? "cuda" : "cpu";
+  r.identity = host_name() + "/" + describe_device(choice.device).identity;
+  return r;
+}
+
+// Waits for `keys`; on a timeout, names the ranks whose key is missing.
+void wait_for_ranks(c10d::Store& store, const GroupSpec& spec, const std::vector<std::string>& keys,
+                    const char* what) {
+  try {
+    store.wait(keys, connect_timeout(spec));
+  } catch (const std::exception&) {
+    std::vector<int> missing;
+    for (int r = 0; r < spec.world_size; ++r)
+      if (!store.check({keys[static_cast<size_t>(r)]})) missing.push_back(r);
+    throw CollectiveError(fmt::format("rank {}: rank(s) {} did not {} within {:.0f} s; are they running?", spec.rank,
+                                      describe_ranks(missing), what, connect_timeout(spec).count() / 1000.0));
+  }
+}
+
+// Every rank's report, through the store, within the connect timeout. Rank 0
+// hosts the store, so it waits until every rank has read the reports before
+// going on: a refusal must reach every rank, not a closed connection.
+std::vector<DeviceReport> exchange_reports(c10d::Store& store, const GroupSpec& spec, const DeviceReport& mine) {
+  auto keys_of = [&](const std::string& prefix) {
+    std::vector<std::string> keys;
+    for (int r = 0; r < spec.world_size; ++r) keys.push_back(prefix + std::to_string(r));
+    return keys;
+  };
+  const auto reports = keys_of("asr/device/"), reads = keys_of("asr/device-read/");
+  WatchdogGuard guard("device agreement", spec.rank, 2 * connect_timeout(spec) + spec.watchdog_margin);
+  std::vector<DeviceReport> all;
+  try {
+    store.set(reports[static_cast<size_t>(spec.rank)], c10d_bytes(encode_report(mine)));
+    wait_for_ranks(store, spec, reports, "report their device");
+    for (int r = 0; r < spec.world_size; ++r) {
+      const auto bytes = store.get(reports[static_cast<size_t>(r)]);
+      all.push_back(decode_report(r, std::string(bytes.begin(), bytes.end())));
+    }
+    store.set(reads[static_cast<size_t>(spec.rank)], c10d_bytes("1"));
+    if (spec.rank == 0) wait_for_ranks(store, spec, reads, "read the device reports");
+  } catch (const CollectiveError&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+    throw CollectiveError(fmt::format("rank {}: the rendezvous store failed during the device agreement: {}",
+                                      spec.rank, what));
+  }
+  return all;
+}
+
+std::unique_ptr<Communicator> build_group(const std::string& backend, const GroupSpec& spec, c10::Device device) {
+  if (backend == "nccl") {
 #ifdef ASR_WITH_CUDA
-    if (!nccl_usable(info.local_rank))
-      throw Error(fmt::format("dist.backend = \"nccl\" but rank {} (local rank {}) has no CUDA device; use "
-                              "\"gloo\" or \"auto\"",
-                              info.rank, info.local_rank));
-    comm = make_nccl_communicator(spec);
+    return make_nccl_communicator(spec, device);
 #else
     throw Error("dist.backend = \"nccl\" but this build's LibTorch has no CUDA; use \"gloo\" or \"auto\"");
 #endif
-  } else {
-    comm = make_gloo_communicator(spec);
   }
-  if (comm->rank() == 0)
-    spdlog::info("dist: {} ranks via {}, backend {}, collective timeout {:.0f} s, rank 0 at {}:{}", comm->world_size(),
-                 launcher_name(info.launcher), comm->backend_name(), options.timeout_seconds,
-                 info.master_addr.empty() ? "(local)" : info.master_addr, info.master_port);
-  return comm;
+  return make_gloo_communicator(spec);
+}
+
+}  // namespace
+
+World join_world(const DistOptions& options, const std::string& device_policy) {
+  return join_world(options, device_policy, detect_launch());
+}
+
+World join_world(const DistOptions& options, const std::string& device_policy, const LaunchInfo& launch) {
+  GroupSpec spec = group_spec(options);
+  LaunchInfo info = launch;
+  const DeviceChoice choice = choose_device(device_policy, info.local_rank);
+  World world;
+  world.device = choice.device;
+  if (!open_rendezvous(options, info, spec)) {
+    if (!choice.problem.empty()) throw Error(choice.problem);
+    world.comm = make_local_communicator();
+    return world;
+  }
+  // Before any process group: the device every rank will use, agreed by all.
+  const auto reports = exchange_reports(*spec.session->store, spec, report_for(choice, info.rank, options.backend));
+  const WorldDecision decision = decide_world(reports);
+  set_current_device(world.device);
+  world.comm = build_group(decision.backend, spec, world.device);
+  if (world.comm->rank() == 0) {
+    if (!decision.warning.empty()) spdlog::warn("dist: {}", decision.warning);
+    spdlog::info("dist: {} ranks via {}, backend {}, collective timeout {:.0f} s, rank 0 at {}:{}",
+                 world.comm->world_size(), launcher_name(info.launcher), world.comm->backend_name(),
+                 options.timeout_seconds, info.master_addr.empty() ? "(local)" : info.master_addr, info.master_port);
+  }
+  return world;
+}
+
+std::unique_ptr<Communicator> make_communicator(const DistOptions& options) {
+  return join_world(options, "cpu").comm;
+}
+
+std::unique_ptr<Communicator> make_communicator(const DistOptions& options, const LaunchInfo& launch) {
+  return join_world(options, "cpu", launch).comm;
 }
 
 }  // namespace asr::distributed

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -46,20 +47,25 @@ struct GroupSpec {
   std::shared_ptr<Session> session;
 };
 
-std::unique_ptr<Communicator> make_gloo_communicator(const GroupSpec& spec);
+// `name` prefixes the group's keys in the store, so several groups share one
+// rendezvous (Communicator::new_group).
+std::unique_ptr<Communicator> make_gloo_communicator(const GroupSpec& spec, const std::string& name = "main");
 #ifdef ASR_WITH_CUDA
-std::unique_ptr<Communicator> make_nccl_communicator(const GroupSpec& spec);
+std::unique_ptr<Communicator> make_nccl_communicator(const GroupSpec& spec, c10::Device device,
+                                                     const std::string& name = "main");
 #endif
-// True when this build can run NCCL on this rank's GPU (local rank < device count).
-bool nccl_usable(int local_rank);
 
 template <class Backend>
 class C10dCommunicator : public Communicator {
  public:
   using Clock = std::chrono::steady_clock;
 
-  C10dCommunicator(c10::intrusive_ptr<Backend> pg, GroupSpec spec, std::string name, c10::Device device)
-      : pg_(std::move(pg)), spec_(std::move(spec)), name_(std::move(name)), device_(device) {}
+  using Factory = std::function<std::unique_ptr<Communicator>(const std::string& name)>;
+
+  C10dCommunicator(c10::intrusive_ptr<Backend> pg, GroupSpec spec, std::string name, c10::Device device,
+                   Factory make_group)
+      : pg_(std::move(pg)), spec_(std::move(spec)), name_(std::move(name)), device_(device),
+        make_group_(std::move(make_group)) {}
 
   ~C10dCommunicator() override {
     // A backend whose peers are gone may block in its destructor (joining
@@ -117,11 +123,29 @@ class C10dCommunicator : public Communicator {
   }
 
   void barrier() override {
+    if (device_.is_cuda()) {
+      // c10d's NCCL barrier guesses a device from the rank (and can pick
+      // another rank's GPU); a one-element sum on our own device, waited for
+      // on the host, is a barrier without guessing.
+      std::vector<at::Tensor> one{at::zeros({1}, at::TensorOptions().device(device_))};
+      all_reduce_sum(one);
+      read_to_host(one[0], "barrier");
+      return;
+    }
     run("barrier", [&] {
       c10d::BarrierOptions opts;
       opts.timeout = spec_.timeout;
       return pg_->barrier(opts);
     });
+  }
+
+  std::unique_ptr<Communicator> new_group(const std::string& name) override { return make_group_(name); }
+
+  at::Tensor read_to_host(const at::Tensor& tensor, const std::string& what) override {
+    check_usable(what);
+    ++host_reads_;
+    WatchdogGuard guard("read of " + what, rank(), spec_.timeout + spec_.watchdog_margin);
+    return tensor.to(at::kCPU);
   }
 
   std::unique_ptr<PendingReduce> all_reduce_sum_async(std::vector<at::Tensor>& tensors) override {
@@ -240,6 +264,7 @@ class C10dCommunicator : public Communicator {
   GroupSpec spec_;
   std::string name_;
   c10::Device device_;
+  Factory make_group_;
   bool bfloat16_ = true;
 };
 

@@ -39,6 +39,7 @@ class LocalCommunicator : public Communicator {
   }
   std::vector<at::Tensor> all_gather(const at::Tensor& tensor) override { return {tensor.clone()}; }
   void barrier() override {}
+  std::unique_ptr<Communicator> new_group(const std::string&) override { return make_local_communicator(); }
 };
 
 }  // namespace
@@ -48,10 +49,15 @@ std::unique_ptr<PendingReduce> Communicator::all_reduce_sum_async(std::vector<at
   return std::make_unique<DonePending>();
 }
 
+at::Tensor Communicator::read_to_host(const at::Tensor& tensor, const std::string& what) {
+  ++host_reads_;
+  return tensor.to(at::kCPU);
+}
+
 std::vector<double> Communicator::all_reduce_sum(const std::vector<double>& values) {
   std::vector<at::Tensor> t{doubles_tensor(values, device())};
   all_reduce_sum(t);
-  return to_doubles(t[0]);
+  return to_doubles(read_to_host(t[0], "all_reduce (values)"));
 }
 
 double Communicator::all_reduce_sum(double value) {
@@ -61,7 +67,7 @@ double Communicator::all_reduce_sum(double value) {
 double Communicator::all_reduce_max(double value) {
   auto gathered = all_gather(doubles_tensor({value}, device()));
   double best = value;
-  for (const auto& t : gathered) best = std::max(best, to_doubles(t)[0]);
+  for (const auto& t : gathered) best = std::max(best, to_doubles(read_to_host(t, "all_gather (max)"))[0]);
   return best;
 }
 
@@ -71,12 +77,12 @@ void Communicator::broadcast_bytes(std::string& bytes, int root) {
   // Size first, so receivers can allocate; then the payload as uint8.
   std::vector<at::Tensor> size{doubles_tensor({double(bytes.size())}, device())};
   broadcast(size, root);
-  const auto n = int64_t(to_doubles(size[0])[0]);
+  const auto n = int64_t(to_doubles(read_to_host(size[0], "broadcast (size)"))[0]);
   auto cpu = at::empty({n}, at::kByte);
   if (rank() == root && n > 0) std::memcpy(cpu.data_ptr<uint8_t>(), bytes.data(), size_t(n));
   std::vector<at::Tensor> payload{cpu.to(device())};
   if (n > 0) broadcast(payload, root);
-  auto back = payload[0].to(at::kCPU).contiguous();
+  auto back = read_to_host(payload[0], "broadcast (bytes)").contiguous();
   bytes.assign(reinterpret_cast<const char*>(back.data_ptr<uint8_t>()), size_t(n));
 }
 

@@ -1,4 +1,8 @@
 // Gloo over TCP: the CPU backend, and the fallback when a rank has no GPU.
+// Built when the Gloo headers are there (cmake/AsrDependencies.cmake).
+#include "c10d_communicator.h"
+
+#ifdef ASR_WITH_GLOO
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1  // Debian's headers hide the class behind this; the library has it.
 #endif
@@ -8,8 +12,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-
-#include "c10d_communicator.h"
 
 namespace asr::distributed {
 namespace {
@@ -47,8 +49,8 @@ c10::intrusive_ptr<c10d::ProcessGroupGloo> connect(const GroupSpec& spec, const 
 // Debian's Gloo (LibTorch 1.13) cannot sum bfloat16; newer ones can. The
 // failure surfaces asynchronously and poisons later barriers of the group it
 // ran on, so the question is asked on a throwaway group.
-bool gloo_sums_bfloat16(const GroupSpec& spec) {
-  auto probe_pg = connect(spec, "bf16-probe/", 1);
+bool gloo_sums_bfloat16(const GroupSpec& spec, const std::string& name) {
+  auto probe_pg = connect(spec, name + "/bf16-probe/", 1);
   std::vector<at::Tensor> probe{at::zeros({1}, at::kBFloat16)};
   try {
     return probe_pg->allreduce(probe)->wait(spec.timeout);
@@ -59,13 +61,29 @@ bool gloo_sums_bfloat16(const GroupSpec& spec) {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_gloo_communicator(const GroupSpec& spec) {
-  const bool bf16 = gloo_sums_bfloat16(spec);
+std::unique_ptr<Communicator> make_gloo_communicator(const GroupSpec& spec, const std::string& name) {
+  const bool bf16 = gloo_sums_bfloat16(spec, name);
   // Two threads let one bucket's reduction run while the next is queued.
-  auto pg = connect(spec, "main/", 2);
-  auto comm = std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(pg, spec, "gloo", c10::Device(c10::kCPU));
+  auto pg = connect(spec, name + "/", 2);
+  auto comm = std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(
+      pg, spec, "gloo", c10::Device(c10::kCPU),
+      [spec](const std::string& group) { return make_gloo_communicator(spec, group); });
   comm->set_supports_bfloat16(bf16);
   return comm;
 }
 
 }  // namespace asr::distributed
+
+#else
+
+namespace asr::distributed {
+
+std::unique_ptr<Communicator> make_gloo_communicator(const GroupSpec& spec, const std::string&) {
+  throw CollectiveError(fmt::format("rank {}: this build has no Gloo backend (its LibTorch came without Gloo headers; "
+                                    "configure with ASR_GLOO_INCLUDE_DIR, docs/building.md); use NCCL",
+                                    spec.rank));
+}
+
+}  // namespace asr::distributed
+
+#endif

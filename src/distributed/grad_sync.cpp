@@ -74,6 +74,8 @@ struct GradientSynchronizer::Impl {
   std::vector<Bucket> buckets;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
   std::vector<uintptr_t> hook_keys;
+  bool views = false;  // .grad of every parameter is a view into its bucket
+  std::vector<at::Tensor> grad_views;  // those views, when `views`
 
   std::mutex mutex;
   bool sync = false;
@@ -85,26 +87,41 @@ struct GradientSynchronizer::Impl {
   Clock::time_point t_begin, t_ready;
   GradSyncTimings timings;
 
-  bool distributed() const { return comm.world_size() > 1; }
+  // Any real group (a one-rank NCCL or Gloo group too: that is how a single
+  // GPU exercises the asynchronous path); only the local communicator has
+  // nothing to exchange.
+  bool distributed() const { return comm.backend_name() != "local"; }
 
   at::Tensor slice(size_t i) {
     const Slot& s = slots[i];
     return buckets[s.bucket].buffer.narrow(0, s.offset, params[i].numel()).view(params[i].sizes());
   }
 
-  // Caller holds the mutex.
-  void mark_ready(size_t i, const at::Tensor& grad) {
+  // Makes every .grad a view of its bucket (zeroed).
+  void attach_views() {
+    for (auto& b : buckets) b.buffer.zero_();
+    if (grad_views.empty())
+      for (size_t i = 0; i < params.size(); ++i) grad_views.push_back(slice(i));
+    for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = grad_views[i];
+  }
+
+  // Caller holds the mutex. `zeros`: contribute zeros instead of the gradient.
+  void mark_ready(size_t i, bool zeros) {
     Slot& s = slots[i];
     if (s.ready)
       throw Error(fmt::format("parameter {} produced a gradient twice in one synchronised step; run one backward per "
                               "step, and begin_step(false) for the micro-batches before the last",
                               i));
-    if (grad.defined()) {
-      if (grad.is_sparse()) throw Error(fmt::format("parameter {} has a sparse gradient, which is not supported", i));
-      slice(i).copy_(grad);
-    } else {
+    const auto& grad = params[i].grad();
+    if (grad.defined() && grad.is_sparse())
+      throw Error(fmt::format("parameter {} has a sparse gradient, which is not supported", i));
+    if (zeros || !grad.defined())
       slice(i).zero_();
-    }
+    else if (!views || !grad.is_same(grad_views[i]))
+      slice(i).copy_(grad);  // copy mode, or a gradient that replaced its view
+    // In view mode every .grad is its view again, also where backward made
+    // none (that parameter contributes zeros).
+    if (views && !params[i].grad().is_same(grad_views[i])) params[i].mutable_grad() = grad_views[i];
     s.ready = true;
     if (++ready_count == params.size()) t_ready = Clock::now();
     --buckets[s.bucket].pending;
@@ -125,9 +142,11 @@ struct GradientSynchronizer::Impl {
     if (!sync || !options.overlap) return;
     at::NoGradGuard no_grad;
     std::lock_guard<std::mutex> lock(mutex);
-    mark_ready(i, params[i].grad());
+    mark_ready(i, /*zeros=*/false);
     launch_ready();
   }
+
+  void finish(bool zeros);
 
   void reset() {
     for (auto& s : slots) s.ready = false;
@@ -193,12 +212,18 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm, std::vector<at::T
       offset += im.params[i].numel();
     }
     const auto& head = im.params[bucket.params.front()];
-    bucket.buffer = at::empty({offset}, head.options().dtype(wire_dtype(head, im.options.bf16_compress))
+    bucket.buffer = at::zeros({offset}, head.options().dtype(wire_dtype(head, im.options.bf16_compress))
                                             .device(comm.device())
                                             .requires_grad(false));
     bucket.pending = bucket.params.size();
     im.buckets.push_back(std::move(bucket));
   }
+  // Views when the gradients can live in the buckets themselves: same device
+  // and type as the wire.
+  im.views = true;
+  for (const auto& p : im.params)
+    im.views = im.views && p.device() == comm.device() && wire_dtype(p, im.options.bf16_compress) == p.scalar_type();
+  if (im.views) im.attach_views();
   if (options.overlap) {
     for (size_t i = 0; i < im.params.size(); ++i) {
       auto acc = torch::autograd::impl::grad_accumulator(im.params[i]);
@@ -231,55 +256,75 @@ void GradientSynchronizer::begin_step(bool synchronize) {
 
 void GradientSynchronizer::set_scale(double scale) { impl_->scale = scale; }
 
-void GradientSynchronizer::finish_step() {
-  auto& im = *impl_;
+void GradientSynchronizer::finish_step() { impl_->finish(/*zeros=*/false); }
+
+void GradientSynchronizer::finish_step_with_zeros() { impl_->finish(/*zeros=*/true); }
+
+void GradientSynchronizer::Impl::finish(bool zeros) {
   at::NoGradGuard no_grad;
   const auto t_finish = Clock::now();
-  if (!im.sync_pending) {
-    if (im.sync) throw Error("GradientSynchronizer::finish_step called twice for one step");
+  if (!sync_pending) {
+    if (sync) throw Error("GradientSynchronizer::finish_step called twice for one step");
     return;  // an accumulation micro-batch: nothing to do
   }
-  im.sync = false;
-  if (!im.distributed()) {
-    for (auto& p : im.params) {
+  sync = false;
+  if (!distributed()) {
+    for (auto& p : params) {
       auto& grad = p.mutable_grad();
-      if (!grad.defined()) grad = at::zeros_like(p);
-      if (im.scale != 1.0) grad.mul_(im.scale);
+      if (!grad.defined() || zeros) grad = at::zeros_like(p);
+      if (scale != 1.0) grad.mul_(scale);
     }
-    im.timings.ready_s = seconds_between(im.t_begin, t_finish);
-    im.sync_pending = false;
+    timings.ready_s = seconds_between(t_begin, t_finish);
+    sync_pending = false;
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(im.mutex);
-    im.in_backward = false;
-    const bool all_ready = im.ready_count == im.params.size();
-    im.timings.ready_s = seconds_between(im.t_begin, all_ready ? im.t_ready : t_finish);
-    for (size_t i = 0; i < im.params.size(); ++i)
-      if (!im.slots[i].ready) im.mark_ready(i, im.params[i].grad());
+    std::lock_guard<std::mutex> lock(mutex);
+    in_backward = false;
+    timings.ready_s = seconds_between(t_begin, ready_count == params.size() ? t_ready : t_finish);
+    for (size_t i = 0; i < params.size(); ++i)
+      if (!slots[i].ready) mark_ready(i, zeros);
     try {
-      im.launch_ready();
+      launch_ready();
     } catch (...) {
-      im.reset();
+      reset();
       throw;
     }
   }
   const auto t_wait = Clock::now();
   try {
-    for (auto& b : im.buckets) b.work->wait();
+    for (auto& b : buckets) b.work->wait();
   } catch (...) {
-    im.reset();
+    reset();
     throw;
   }
-  im.timings.wait_s = seconds_between(t_wait, Clock::now());
-  for (size_t i = 0; i < im.params.size(); ++i) {
-    auto& grad = im.params[i].mutable_grad();
-    if (!grad.defined()) grad = at::empty_like(im.params[i]);
-    grad.copy_(im.slice(i));
-    if (im.scale != 1.0) grad.mul_(im.scale);
+  timings.wait_s = seconds_between(t_wait, Clock::now());
+  if (views) {
+    if (scale != 1.0)
+      for (auto& b : buckets) b.buffer.mul_(scale);
+  } else {
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto& grad = params[i].mutable_grad();
+      if (!grad.defined()) grad = at::empty_like(params[i]);
+      grad.copy_(slice(i));
+      if (scale != 1.0) grad.mul_(scale);
+    }
   }
-  im.reset();
+  reset();
 }
+
+void GradientSynchronizer::zero_grad() {
+  auto& im = *impl_;
+  at::NoGradGuard no_grad;
+  if (im.views) {
+    im.attach_views();  // zeroes the buckets, and restores any view replaced since
+    return;
+  }
+  for (auto& p : im.params)
+    if (p.grad().defined()) p.mutable_grad().zero_();
+}
+
+bool GradientSynchronizer::gradients_are_bucket_views() const { return impl_->views; }
 
 const GradSyncTimings& GradientSynchronizer::last_timings() const { return impl_->timings; }
 

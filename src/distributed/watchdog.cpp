@@ -61,14 +61,14 @@ class Watchdog {
                      "[asr watchdog] rank %d: '%s' still not finished after %.1f s; "
                      "a peer rank is dead or hung. Exiting with status %d so the launcher "
                      "ends the job.\n",
-                     e.rank, e.op.c_str(), e.limit.count() / 1000.0, int(kExitFailure));
+                     e.rank, e.op.c_str(), e.limit.count() / 1000.0, int(kExitDistributed));
         std::fflush(stderr);
         if (auto logger = spdlog::default_logger_raw()) {
           logger->error("watchdog: rank {}: '{}' stuck for {:.1f} s; exiting", e.rank, e.op,
                         e.limit.count() / 1000.0);
           logger->flush();
         }
-        _exit(kExitFailure);
+        _exit(kExitDistributed);
       }
     }
   }

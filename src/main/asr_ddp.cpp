@@ -36,18 +36,21 @@ int main(int argc, char** argv) {
       std::fputs(asr::config_reference_markdown().c_str(), stdout);
       return asr::kExitOk;
     }
-    // 2. Config.
+    // 2. Config; determinism before any process group exists (NCCL reads it then).
     asr::TrainConfig config = asr::load_config(cli->config_path, cli->as_overrides());
+    asr::configure_determinism(config);
 
-    // 3. World: rank, world size and the process group (Gloo or NCCL).
-    auto comm = asr::distributed::make_communicator(config.dist);
+    // 3. World: rank, world size, this rank's device, and the process group
+    //    (NCCL on GPUs, Gloo on CPUs) all ranks agreed on.
+    auto world = asr::distributed::join_world(config.dist, config.train.device);
+    auto& comm = world.comm;
     rank = comm->rank();
 
     // 4. Logging and the run directory: console on rank 0, a file per rank.
-    asr::prepare_run(config, *comm);
+    asr::prepare_run(config, *comm, world.device);
 
     // 5. Data, model, optimizer; 6. resume; 7. train or evaluate.
-    asr::Trainer trainer(config, *comm);
+    asr::Trainer trainer(config, *comm, world.device);
     if (cli->resume) trainer.resume(*cli->resume);
     return cli->eval_only ? evaluate_only(trainer, *comm) : trainer.train();
   } catch (const std::exception& e) {

@@ -38,6 +38,7 @@ struct Cli {
   std::vector<std::string> inputs;
   std::string list, data, split = "val", refs, format = "text", output, report;
   std::string lm_text;
+  std::string device = "cpu";
   int lm_order = 6;
   asr::DecodeOptions decode;
   bool nbest_given = false;
@@ -75,7 +76,9 @@ std::optional<Cli> parse_cli(int argc, char** argv, int* exit_code) {
       ->check(CLI::IsMember({"text", "jsonl"}))->capture_default_str();
   app.add_option("-o,--output", c.output, "write transcripts to this file (atomically) instead of stdout");
   app.add_option("--report", c.report, "write a per-utterance error report (sclite-like) to this file");
-  app.add_option("--threads", c.decode.threads, "worker threads (each runs the model single-threaded)")
+  app.add_option("--threads", c.decode.threads, "worker threads (each runs the model single-threaded; 1 on a GPU)")
+      ->capture_default_str();
+  app.add_option("--device", c.device, "where the model runs: cpu, cuda or cuda:N (batches on the GPU)")
       ->capture_default_str();
   app.add_option("--batch", c.decode.batch, "inputs per forward pass")->capture_default_str();
   app.add_option("--chunk-seconds", c.decode.chunk_seconds, "decode longer inputs in overlapping chunks; 0 = never")
@@ -190,10 +193,10 @@ nlohmann::json to_json(const asr::Transcript& t, const asr::UtteranceScore* scor
 // 2. Checkpoint: the model, its tokenizer and sample rate.
 asr::Decoder load_decoder(const Cli& c) {
   auto t_load = Clock::now();
-  asr::Decoder decoder = asr::Decoder::from_checkpoint(c.checkpoint);
-  std::fprintf(stderr, "asr_decode: %s: %.2fM parameters, %d tokens, %d Hz%s (loaded in %.2f s)\n",
+  asr::Decoder decoder = asr::Decoder::from_checkpoint(c.checkpoint, c.device);
+  std::fprintf(stderr, "asr_decode: %s: %.2fM parameters, %d tokens, %d Hz, on %s%s (loaded in %.2f s)\n",
                c.checkpoint.c_str(), decoder.num_parameters() / 1e6, decoder.tokenizer().vocab_size(),
-               decoder.sample_rate(),
+               decoder.sample_rate(), decoder.device().c_str(),
                decoder.step() >= 0 ? (", step " + std::to_string(decoder.step())).c_str() : "",
                seconds_since(t_load));
   return decoder;

@@ -2,15 +2,21 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+
+#include <torch/version.h>
 
 #include "asr/core/error.h"
 #include "asr/model/dropout.h"
+#include "asr/model/transfer.h"
 
 namespace asr::model {
 
 at::Tensor sinusoidal_positions(int64_t frames, int64_t d_model, const at::TensorOptions& opts) {
-  auto f64 = torch::TensorOptions().dtype(torch::kDouble);
+  // Computed where it is used: a table made on the CPU would reach a GPU by a
+  // blocking copy every forward.
+  auto f64 = torch::TensorOptions().dtype(torch::kDouble).device(opts.device());
   auto pos = torch::arange(frames, f64).unsqueeze(1);
   auto i = torch::arange(0, d_model, 2, f64);
   auto angle = pos * torch::exp(i * (-std::log(10000.0) / d_model)).unsqueeze(0);  // [T, ceil(D/2)]
@@ -50,18 +56,31 @@ at::Tensor attend_each_utterance(const at::Tensor& qkv, const PackedFrames& pack
 at::Tensor attend_padded(const at::Tensor& qkv, const PackedFrames& packed, int64_t heads, double dropout,
                          bool training) {
   const int64_t b = packed.batch, t = packed.frames, d = qkv.size(1) / 3, dh = d / heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
   // [B, T, 3, H, Dh] -> three [B, H, T, Dh] views.
   auto u = torch::zeros({b * t, 3 * d}, qkv.options())
                .index_copy(0, packed.rows, qkv)
                .view({b, t, 3, heads, dh})
                .permute({2, 0, 3, 1, 4});
-  auto lengths = torch::tensor(packed.lengths, torch::kLong).to(qkv.device());
+  auto lengths = to_device(torch::tensor(packed.lengths, torch::kLong), qkv.device());
   auto steps = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(qkv.device()));
+  auto valid_key = (steps.unsqueeze(0) < lengths.unsqueeze(1)).view({b, 1, 1, t});
+  const bool some_empty = std::find(packed.lengths.begin(), packed.lengths.end(), 0) != packed.lengths.end();
+#if TORCH_VERSION_MAJOR >= 2
+  // The fused kernel (memory-efficient or cuDNN attention on a GPU); the mask
+  // says which keys take part. Padded query rows are computed and dropped. An
+  // utterance without frames would have no key at all (NaN rows): matmul path.
+  if (!some_empty) {
+    auto context = at::scaled_dot_product_attention(u[0], u[1], u[2], valid_key, training ? dropout : 0.0)
+                       .transpose(1, 2)
+                       .reshape({b * t, d});
+    return context.index_select(0, packed.rows);
+  }
+#endif
+  (void)some_empty;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
   // A large finite penalty, not -inf: padded query rows stay finite (they
   // are dropped below) and valid keys take all the probability mass.
-  auto key_bias = torch::zeros({b, 1, 1, t}, qkv.options())
-                      .masked_fill((steps.unsqueeze(0) >= lengths.unsqueeze(1)).view({b, 1, 1, t}), -1e9);
+  auto key_bias = torch::zeros({b, 1, 1, t}, qkv.options()).masked_fill(valid_key.logical_not(), -1e9);
   auto weights = torch::softmax(torch::matmul(u[0] * scale, u[1].transpose(-2, -1)) + key_bias, -1);
   weights = model::dropout(weights, dropout, training);
   auto context = torch::matmul(weights, u[2]).transpose(1, 2).reshape({b * t, d});  // [B * T, D]
@@ -72,8 +91,8 @@ at::Tensor EncoderLayerImpl::attention(const at::Tensor& x, const PackedFrames& 
   auto qkv = qkv_->forward(x);  // [N, 3D]
   // One core gains from skipping padding; an accelerator from one batched
   // launch instead of a few small ones per utterance.
-  auto context = x.device().is_cpu() ? attend_each_utterance(qkv, packed, heads_, attn_dropout_, is_training())
-                                     : attend_padded(qkv, packed, heads_, attn_dropout_, is_training());
+  auto context = use_generic(kernels_, x) ? attend_padded(qkv, packed, heads_, attn_dropout_, is_training())
+                                          : attend_each_utterance(qkv, packed, heads_, attn_dropout_, is_training());
   return proj_->forward(context);
 }
 
@@ -86,6 +105,10 @@ at::Tensor EncoderLayerImpl::forward(const at::Tensor& x, const PackedFrames& pa
   }
   auto h = norm1_->forward(x + drop(attention(x, packed)));
   return norm2_->forward(h + drop(ff(h)));
+}
+
+void TransformerEncoderImpl::set_kernel_path(KernelPath path) {
+  for (auto& layer : layers_) layer->set_kernel_path(path);
 }
 
 TransformerEncoderImpl::TransformerEncoderImpl(const EncoderConfig& cfg)
@@ -117,11 +140,14 @@ TransformerEncoderImpl::TransformerEncoderImpl(const EncoderConfig& cfg)
 at::Tensor TransformerEncoderImpl::forward(const at::Tensor& x, const at::Tensor& lengths) {
   const int64_t b = x.size(0), t = x.size(1), d = x.size(2);
   auto packed = pack_frames(lengths, b, t, x.device());
-  auto h = (x + sinusoidal_positions(t, d_model_, x.options()).unsqueeze(0)).reshape({b * t, d});
+  // The residual stream stays in float32 under autocast: layer norms read it
+  // in full precision, and only the matmuls run in bfloat16.
+  auto h = (x.to(torch::kFloat) + sinusoidal_positions(t, d_model_, x.options().dtype(torch::kFloat)).unsqueeze(0))
+               .reshape({b * t, d});
   h = model::dropout(h.index_select(0, packed.rows), dropout_, is_training());
   for (auto& layer : layers_) h = layer->forward(h, packed);
   if (pre_ln_) h = final_norm_->forward(h);
-  return torch::zeros({b * t, d}, x.options()).index_copy(0, packed.rows, h).view({b, t, d});
+  return torch::zeros({b * t, d}, h.options()).index_copy(0, packed.rows, h).view({b, t, d});
 }
 
 }  // namespace asr::model

@@ -7,6 +7,8 @@
 
 #include "asr/core/error.h"
 #include "asr/model/conv_ops.h"
+#include "asr/model/precision.h"
+#include "asr/model/transfer.h"
 
 namespace asr::model {
 
@@ -74,6 +76,30 @@ at::Tensor conv(const at::Tensor& x, const torch::nn::Conv1d& layer, int64_t str
                     at::IntArrayRef{stride});
 }
 
+// [B, 1, T] float mask of the first `frames[b]` frames of each row, built on
+// `device` from host counts (a non-blocking copy, no synchronization).
+at::Tensor frame_mask(const std::vector<int64_t>& frames, int64_t t, const c10::Device& device) {
+  auto lens = to_device(torch::tensor(frames, torch::kLong), device);
+  auto steps = torch::arange(t, torch::TensorOptions().dtype(torch::kLong).device(device));
+  return (steps.unsqueeze(0) < lens.unsqueeze(1)).to(torch::kFloat).unsqueeze(1);
+}
+
+// x with every frame past its utterance's length set to zero, in x's type.
+at::Tensor masked(const at::Tensor& x, const at::Tensor& mask) { return x * mask.to(x.scalar_type()); }
+
+int64_t total(const std::vector<int64_t>& v) {
+  int64_t s = 0;
+  for (int64_t x : v) s += x;
+  return s;
+}
+
+// Frame counts through a conv of this geometry, on the host.
+std::vector<int64_t> conv_frames(const std::vector<int64_t>& in, int64_t kernel, int64_t stride, int64_t pad) {
+  std::vector<int64_t> out;
+  for (int64_t n : in) out.push_back(std::max<int64_t>(0, (n + 2 * pad - kernel) / stride + 1));
+  return out;
+}
+
 void require_positive(int value, const char* key) {
   if (value < 1) {
     throw asr::Error(std::string("model.frontend.") + key + ": must be at least 1, got " +
@@ -82,6 +108,16 @@ void require_positive(int value, const char* key) {
 }
 
 }  // namespace
+
+FrontendOutput Frontend::forward(const at::Tensor& waveform, const at::Tensor& lengths) {
+  auto lens = lengths.to(torch::kLong);
+  return use_generic(kernels_, waveform) ? forward_batched(waveform, lens) : forward_each(waveform, lens);
+}
+
+MaskedNorm Frontend::add_norm(const std::string& name, NormKind kind, int64_t channels, int64_t groups) {
+  norms_.push_back(register_module(name, MaskedNorm(kind, channels, groups)));
+  return norms_.back();
+}
 
 int64_t Frontend::output_length(int64_t samples) const {
   return output_lengths(torch::tensor({samples}, torch::kLong)).item<int64_t>();
@@ -122,7 +158,7 @@ WaveformFrontend::WaveformFrontend(const FrontendConfig& cfg, int64_t d_model)
     const std::string n = std::to_string(i);
     b.conv = register_module("block" + n + "_conv",
                              torch::nn::Conv1d(torch::nn::Conv1dOptions(in_ch, hidden, kernel_).bias(false)));
-    b.norm = register_module("block" + n + "_norm", MaskedNorm(norm, hidden, cfg.norm_groups));
+    b.norm = add_norm("block" + n + "_norm", norm, hidden, cfg.norm_groups);
     b.down = register_module("block" + n + "_down",
                              torch::nn::Conv1d(torch::nn::Conv1dOptions(hidden, hidden, kernel_)
                                                    .stride(b.stride)
@@ -155,7 +191,7 @@ int64_t WaveformFrontend::receptive_field() const {
   return frames * pool_;
 }
 
-FrontendOutput WaveformFrontend::forward(const at::Tensor& waveform, const at::Tensor& lengths) {
+FrontendOutput WaveformFrontend::forward_each(const at::Tensor& waveform, const at::Tensor& lengths) {
   auto out_len = output_lengths(lengths);
   const auto samples = to_vector(lengths), frames = to_vector(out_len);
   std::vector<int64_t> active;
@@ -179,6 +215,29 @@ FrontendOutput WaveformFrontend::forward(const at::Tensor& waveform, const at::T
   }
   for (auto& x : xs) x = conv1d_pointwise(x, out_->weight, out_->bias, 1);
   return {pad_batch(xs, active, frames, out_->options.out_channels(), waveform.options()), out_len};
+}
+
+FrontendOutput WaveformFrontend::forward_batched(const at::Tensor& waveform, const at::Tensor& lengths) {
+  const auto out_len = output_lengths(lengths);
+  const auto dev = waveform.device();
+  // Pooling drops each utterance's partial last window, as the per-utterance path does.
+  auto frames = conv_frames(to_vector(lengths), pool_, pool_, 0);
+  auto x = at::avg_pool1d(waveform.unsqueeze(1), {pool_}, {pool_});
+  auto mask = frame_mask(frames, x.size(2), dev);
+  x = masked(x, mask);
+  for (auto& b : blocks_) {
+    // Zeros past every length stand in for each utterance's own zero padding.
+    auto h = at::conv1d(at::constant_pad_nd(x, {b.pad_left, b.pad_right}), b.conv->weight);
+    h = b.norm->forward_batched(h, mask, total(frames), /*relu=*/true);
+    auto y = at::conv1d(at::constant_pad_nd(h, {b.down_pad, b.down_pad}), b.down->weight, b.down->bias,
+                        at::IntArrayRef{b.stride});
+    auto skip = at::conv1d(x, b.skip->weight, b.skip->bias, at::IntArrayRef{b.stride}).narrow(2, 0, y.size(2));
+    frames = conv_frames(frames, kernel_, b.stride, b.down_pad);
+    mask = frame_mask(frames, y.size(2), dev);
+    x = masked(y + skip, mask);
+  }
+  auto out = masked(at::conv1d(x, out_->weight, out_->bias), mask);
+  return {out.transpose(1, 2), out_len};
 }
 
 // ---------------------------------------------------------------- logmel
@@ -224,7 +283,7 @@ LogMelFrontend::LogMelFrontend(const FrontendConfig& cfg, int64_t sample_rate, i
     convs_.push_back(register_module(
         "conv" + n,
         torch::nn::Conv1d(torch::nn::Conv1dOptions(in_ch, hidden, 2 * s - 1).stride(s).padding(s - 1).bias(false))));
-    norms_.push_back(register_module("norm" + n, MaskedNorm(norm, hidden, cfg.norm_groups)));
+    add_norm("norm" + n, norm, hidden, cfg.norm_groups);
     in_ch = hidden;
   }
   out_ = register_module("out", torch::nn::Conv1d(torch::nn::Conv1dOptions(in_ch, d_model, 1)));
@@ -248,27 +307,53 @@ int64_t LogMelFrontend::receptive_field() const {
   return (frames - 1) * hop_ + n_fft_;
 }
 
-FrontendOutput LogMelFrontend::forward(const at::Tensor& waveform, const at::Tensor& lengths) {
+FrontendOutput LogMelFrontend::forward_each(const at::Tensor& waveform, const at::Tensor& lengths) {
   auto out_len = output_lengths(lengths);
   const auto samples = to_vector(lengths), frames = to_vector(out_len);
   std::vector<int64_t> active;
   auto xs = utterances(waveform, samples, frames, &active);
-  for (auto& x : xs) {
-    // Zero padding on both sides, not reflection: frame counts follow the
-    // plain conv arithmetic and the signal is never mirrored into features.
-    auto wav = F::pad(x.view({1, -1}), F::PadFuncOptions({n_fft_ / 2, n_fft_ / 2}));
-    auto spec = torch::stft(wav, n_fft_, hop_, n_fft_, window_, /*normalized=*/false,
-                            /*onesided=*/true, /*return_complex=*/true);
-    auto power = torch::view_as_real(spec).pow(2).sum(-1);         // [1, bins, frames]
-    auto mel = torch::matmul(power.transpose(1, 2), mel_);         // [1, frames, n_mels]
-    x = torch::log(mel + 1e-6).transpose(1, 2).contiguous();       // [1, n_mels, frames]
-  }
+  for (auto& x : xs) x = features(x.view({1, -1}));
   for (size_t i = 0; i < convs_.size(); ++i) {
     for (auto& x : xs) x = conv(x, convs_[i], strides_[i], strides_[i] - 1, strides_[i] - 1);
-    xs = norms_[i]->forward(xs, /*relu=*/true);
+    xs = norms()[i]->forward(xs, /*relu=*/true);
   }
   for (auto& x : xs) x = conv1d_pointwise(x, out_->weight, out_->bias, 1);
   return {pad_batch(xs, active, frames, out_->options.out_channels(), waveform.options()), out_len};
+}
+
+at::Tensor LogMelFrontend::features(const at::Tensor& waveform) const {
+  AutocastDisabled float32;  // spectra and logarithms in float32
+  // Zero padding on both sides, not reflection: frame counts follow the
+  // plain conv arithmetic and the signal is never mirrored into features.
+  auto wav = F::pad(waveform.to(torch::kFloat), F::PadFuncOptions({n_fft_ / 2, n_fft_ / 2}));
+  auto spec = torch::stft(wav, n_fft_, hop_, n_fft_, window_, /*normalized=*/false,
+                          /*onesided=*/true, /*return_complex=*/true);
+  auto power = torch::view_as_real(spec).pow(2).sum(-1);    // [B, bins, frames]
+  auto mel = torch::matmul(power.transpose(1, 2), mel_);    // [B, frames, n_mels]
+  return torch::log(mel + 1e-6).transpose(1, 2).contiguous();  // [B, n_mels, frames]
+}
+
+FrontendOutput LogMelFrontend::forward_batched(const at::Tensor& waveform, const at::Tensor& lengths) {
+  const auto out_len = output_lengths(lengths);
+  const auto dev = waveform.device();
+  // Zeros past every length stand in for each utterance's own zero padding,
+  // so the frames within its length are its own spectra.
+  const auto samples = to_vector(lengths);
+  auto frames = conv_frames(samples, n_fft_, hop_, n_fft_ / 2);
+  // Spectra near an utterance's end read up to n_fft/2 samples past it: those must be zeros.
+  auto wav = masked(waveform.unsqueeze(1), frame_mask(samples, waveform.size(1), dev)).squeeze(1);
+  auto x = features(wav);
+  auto mask = frame_mask(frames, x.size(2), dev);
+  x = masked(x, mask);
+  for (size_t i = 0; i < convs_.size(); ++i) {
+    const int64_t s = strides_[i];
+    x = at::conv1d(at::constant_pad_nd(x, {s - 1, s - 1}), convs_[i]->weight, {}, at::IntArrayRef{s});
+    frames = conv_frames(frames, 2 * s - 1, s, s - 1);
+    mask = frame_mask(frames, x.size(2), dev);
+    x = norms()[i]->forward_batched(x, mask, total(frames), /*relu=*/true);
+  }
+  auto out = masked(at::conv1d(x, out_->weight, out_->bias), mask);
+  return {out.transpose(1, 2), out_len};
 }
 
 }  // namespace asr::model

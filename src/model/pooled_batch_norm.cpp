@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "asr/model/batch_statistics.h"
+
 namespace asr::model {
 
 namespace {
@@ -165,7 +167,7 @@ class PooledBatchNormFn : public torch::autograd::Function<PooledBatchNormFn> {
  public:
   static variable_list forward(AutogradContext* ctx, at::TensorList xs, const at::Tensor& weight,
                                const at::Tensor& bias, const at::Tensor& mean, const at::Tensor& variance,
-                               int64_t frames, double eps, bool relu) {
+                               int64_t frames, double eps, bool relu, int64_t stats) {
     auto [a, c] = affine(weight, bias, mean, variance, eps);
     variable_list ys;
     ys.reserve(xs.size());
@@ -183,6 +185,7 @@ class PooledBatchNormFn : public torch::autograd::Function<PooledBatchNormFn> {
     ctx->saved_data["frames"] = frames;
     ctx->saved_data["eps"] = eps;
     ctx->saved_data["relu"] = relu;
+    ctx->saved_data["stats"] = stats;
     return ys;
   }
 
@@ -194,6 +197,7 @@ class PooledBatchNormFn : public torch::autograd::Function<PooledBatchNormFn> {
     const double frames = static_cast<double>(ctx->saved_data["frames"].toInt());
     const double eps = ctx->saved_data["eps"].toDouble();
     const bool relu = ctx->saved_data["relu"].toBool();
+    auto* stats = reinterpret_cast<BatchStatistics*>(ctx->saved_data["stats"].toInt());
     const auto f64 = weight.options().dtype(at::kDouble).device(at::kCPU);
 
     // Pass 1: sums of the (ReLU-gated) gradient and of gradient * input.
@@ -212,6 +216,13 @@ class PooledBatchNormFn : public torch::autograd::Function<PooledBatchNormFn> {
         sum_gx += (g * x).sum(at::IntArrayRef{0, 2}).to(f64);
         gated[i] = g;
       }
+    }
+    if (stats && stats->synchronized()) {
+      // The global batch's sums: batch norm's statistics span every rank.
+      auto packed = torch::cat({sum_g, sum_gx, torch::zeros({1}, f64)});
+      stats->sum(packed);
+      sum_g = packed.narrow(0, 0, weight.size(0)).clone();
+      sum_gx = packed.narrow(0, weight.size(0), weight.size(0)).clone();
     }
     // d_bias = sum(g); d_weight = sum(g * x_hat) = r * (sum(g*x) - mean * sum(g)), r = 1/sqrt(var + eps).
     // dx = weight*r * (g - d_bias/N - x_hat * d_weight/N) = k_dy*g + k_x*x + k_1.
@@ -241,18 +252,16 @@ class PooledBatchNormFn : public torch::autograd::Function<PooledBatchNormFn> {
     }
     grads.push_back(as_param(d_weight));
     grads.push_back(as_param(d_bias));
-    grads.resize(n + 7);  // mean, variance, frames, eps, relu: no gradient
+    grads.resize(n + 8);  // mean, variance, frames, eps, relu, stats: no gradient
     return grads;
   }
 };
 
 }  // namespace
 
-PooledMoments pooled_moments(const std::vector<at::Tensor>& xs) {
+PooledMoments pooled_moments(const std::vector<at::Tensor>& xs, int64_t channels, BatchStatistics* stats) {
   torch::NoGradGuard no_grad;
   PooledMoments m;
-  if (xs.empty()) return m;
-  const int64_t channels = xs[0].size(1);
   auto f64 = torch::TensorOptions().dtype(at::kDouble);
   auto sum = torch::zeros({channels}, f64), sumsq = torch::zeros({channels}, f64);
   for (const auto& x : xs) {
@@ -265,22 +274,122 @@ PooledMoments pooled_moments(const std::vector<at::Tensor>& xs) {
     }
     m.frames += x.size(0) * x.size(2);
   }
+  if (stats && stats->synchronized()) {
+    auto packed = torch::cat({sum, sumsq, torch::full({1}, double(m.frames), f64)});
+    stats->sum(packed);
+    sum = packed.narrow(0, 0, channels);
+    sumsq = packed.narrow(0, channels, channels);
+    m.frames = static_cast<int64_t>(packed[2 * channels].item<double>());
+  }
   // Sums of squares in double: the cancellation in E[x^2] - E[x]^2 only
   // matters when |mean| / std exceeds ~1e6, far from any activation.
   const double n = static_cast<double>(std::max<int64_t>(1, m.frames));
   auto mean = sum / n;
   auto variance = (sumsq / n - mean * mean).clamp_min(0.0);
-  m.mean = mean.to(xs[0].options());
-  m.variance = variance.to(xs[0].options());
+  const auto opts = xs.empty() ? torch::TensorOptions().dtype(at::kFloat) : xs[0].options();
+  m.mean = mean.to(opts);
+  m.variance = variance.to(opts);
+  m.total = torch::full({1}, double(m.frames), f64);
   return m;
 }
 
 std::vector<at::Tensor> pooled_batch_norm(const std::vector<at::Tensor>& xs, const at::Tensor& weight,
                                           const at::Tensor& bias, const PooledMoments& moments, double eps,
-                                          bool relu) {
-  if (xs.empty()) return {};
+                                          bool relu, BatchStatistics* stats) {
+  if (xs.empty()) {
+    // This rank has no utterance but the others do: it still joins the
+    // backward's statistics sum, through a zero-sized contribution.
+    if (stats && stats->synchronized()) {
+      auto packed = torch::zeros({2 * weight.size(0) + 1}, torch::kDouble);
+      stats->sum(packed);
+    }
+    return {};
+  }
   return PooledBatchNormFn::apply(at::TensorList(xs), weight, bias, moments.mean, moments.variance,
-                                  moments.frames, eps, relu);
+                                  moments.frames, eps, relu, reinterpret_cast<int64_t>(stats));
+}
+
+}  // namespace asr::model
+
+namespace asr::model {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Sums over (batch, time) of each channel, in float64 for the combination of
+// moments; the reduction itself runs in float32 on the tensor's device.
+at::Tensor channel_sums(const at::Tensor& v) { return v.sum(at::IntArrayRef{0, 2}).to(at::kDouble); }
+
+class MaskedBatchNormFn : public torch::autograd::Function<MaskedBatchNormFn> {
+ public:
+  // Inputs: x, mask, weight, bias; the rest are constants.
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& mask,
+                               const at::Tensor& weight, const at::Tensor& bias, int64_t frames, double eps,
+                               bool relu, int64_t stats_ptr) {
+    auto* stats = reinterpret_cast<BatchStatistics*>(stats_ptr);
+    const int64_t c = x_in.size(1);
+    auto x = x_in.to(at::kFloat);
+    auto xm = x * mask;
+    auto packed = torch::cat({channel_sums(xm), channel_sums(xm * x),
+                              torch::full({1}, double(frames), x.options().dtype(at::kDouble))});
+    if (stats) stats->sum(packed);  // the global batch's moments when synchronized
+    // The total frame count stays a device tensor: no host read inside a layer.
+    auto n = packed.narrow(0, 2 * c, 1).clamp_min(1.0);
+    auto mean = packed.narrow(0, 0, c) / n;
+    auto variance = (packed.narrow(0, c, c) / n - mean * mean).clamp_min(0.0);
+    auto a = (weight.to(at::kDouble) * torch::rsqrt(variance + eps)).to(at::kFloat);
+    auto shift = (bias.to(at::kDouble) - mean * a.to(at::kDouble)).to(at::kFloat);
+    auto y = at::addcmul(shift.view({1, -1, 1}), x, a.view({1, -1, 1}));
+    if (relu) y = y.relu_();
+    y = y * mask;
+    ctx->save_for_backward({x, mask, weight, a, shift, mean, variance, n});
+    ctx->saved_data["relu"] = relu;
+    ctx->saved_data["eps"] = eps;
+    ctx->saved_data["stats"] = stats_ptr;
+    ctx->saved_data["input_type"] = static_cast<int64_t>(x_in.scalar_type());
+    return {y, mean.to(at::kFloat), variance.to(at::kFloat), n};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &mask = saved[1], &weight = saved[2], &a = saved[3], &shift = saved[4];
+    const auto &mean = saved[5], &variance = saved[6], &n = saved[7];
+    const bool relu = ctx->saved_data["relu"].toBool();
+    const double eps = ctx->saved_data["eps"].toDouble();
+    auto* stats = reinterpret_cast<BatchStatistics*>(ctx->saved_data["stats"].toInt());
+    const int64_t c = x.size(1);
+    auto g = grads[0].to(at::kFloat) * mask;
+    if (relu) g = g * (at::addcmul(shift.view({1, -1, 1}), x, a.view({1, -1, 1})) > 0);
+    auto packed = torch::cat({channel_sums(g), channel_sums(g * x), torch::zeros({1}, n.options())});
+    if (stats) stats->sum(packed);
+    auto sum_g = packed.narrow(0, 0, c), sum_gx = packed.narrow(0, c, c);
+    // As in the per-utterance kernel: dx = k_dy*g + k_x*x + k_1.
+    auto r = torch::rsqrt(variance + eps);
+    auto d_weight = r * (sum_gx - mean * sum_g);
+    auto k_dy = weight.to(at::kDouble) * r;
+    auto k_x = -k_dy * r * d_weight / n;
+    auto k_1 = -k_dy * sum_g / n - k_x * mean;
+    auto as_map = [](const at::Tensor& t) { return t.to(at::kFloat).view({1, -1, 1}); };
+    auto dx = at::addcmul(as_map(k_1), x, as_map(k_x)).addcmul_(g, as_map(k_dy)) * mask;
+    const auto input_type = static_cast<at::ScalarType>(ctx->saved_data["input_type"].toInt());
+    return {dx.to(input_type), at::Tensor(), d_weight.to(weight.scalar_type()), sum_g.to(weight.scalar_type()),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor masked_batch_norm(const at::Tensor& x, const at::Tensor& mask, int64_t frames, const at::Tensor& weight,
+                             const at::Tensor& bias, double eps, bool relu, BatchStatistics* stats,
+                             PooledMoments* moments) {
+  auto out = MaskedBatchNormFn::apply(x, mask, weight, bias, frames, eps, relu, reinterpret_cast<int64_t>(stats));
+  if (moments) {
+    moments->mean = out[1].detach();
+    moments->variance = out[2].detach();
+    moments->total = out[3].detach();
+  }
+  return out[0];
 }
 
 }  // namespace asr::model

@@ -4,6 +4,7 @@
 
 #include "asr/core/thread_pool.h"
 #include "asr/data/dataset.h"
+#include "asr/train/device_feed.h"
 
 namespace asr {
 
@@ -52,8 +53,8 @@ Batch load_batch(const Dataset& dataset, const std::vector<int64_t>& indices, co
 }
 
 BatchLoader::BatchLoader(const Dataset& dataset, std::vector<Job> jobs, AugmentOptions augment, uint64_t seed,
-                         int prefetch, int threads)
-    : dataset_(dataset), jobs_(std::move(jobs)), augment_(augment), seed_(seed),
+                         int prefetch, int threads, const DeviceFeed* feed)
+    : dataset_(dataset), jobs_(std::move(jobs)), feed_(feed), augment_(augment), seed_(seed),
       prefetch_(static_cast<size_t>(std::max(1, prefetch))),
       pool_(threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr) {
   producer_ = std::thread([this] { produce(); });
@@ -78,6 +79,7 @@ void BatchLoader::produce() {
     try {
       Batch b = load_batch(dataset_, jobs_[j].indices, augment_, seed_, jobs_[j].epoch, pool_.get());
       b.step = jobs_[j].step;
+      if (feed_) feed_->start(b);
       std::lock_guard<std::mutex> lock(mutex_);
       ready_.push_back(std::move(b));
       ++produced_;

@@ -75,7 +75,22 @@ Fields loop_fields(TrainConfig& c) {
       {"train.prefetch", &t.prefetch, within(1, 1000), "batches loaded ahead of the step"},
       {"train.log_every", &t.log_every, at_least(1),
        "steps between training records in `metrics.jsonl` and TensorBoard"},
-      {"train.deterministic", &t.deterministic, any(), "deterministic kernels, needed for bit-identical resume"},
+      {"train.deterministic", &t.deterministic, any(),
+       "deterministic kernels, needed for bit-identical resume (set before the process group is built; on a GPU "
+       "LibTorch's CTC backward stays nondeterministic)"},
+      {"train.device", &t.device, one_of({"auto", "cpu", "cuda"}),
+       "where each rank computes: auto = its GPU (local rank modulo the visible GPUs) when the build has CUDA and "
+       "the rank sees one, else the CPU; every rank must agree"},
+      {"train.precision", &t.precision, one_of({"auto", "fp32", "bf16"}),
+       "auto = bf16 on a GPU, fp32 on the CPU; bf16 autocasts convolutions, matmuls and attention, with float32 "
+       "weights, optimizer, log-softmax, CTC, norm statistics and RVQ distances ([training.md](training.md))"},
+      {"train.tf32", &t.tf32, any(), "TF32 tensor cores for float32 matmuls and convolutions on a GPU"},
+      {"train.kernels", &t.kernels, one_of({"auto", "generic"}),
+       "auto = the CPU-tuned layers on the CPU and the device-generic ones elsewhere; generic = the GPU path "
+       "everywhere (for tests and speed comparisons)"},
+      {"train.profile", &t.profile, any(),
+       "time forward, backward, all-reduce and update of every step into the metrics, waiting for the device at "
+       "each boundary (a diagnostic: slower)"},
   };
 }
 

@@ -8,6 +8,7 @@
 #include "asr/decode/ctc_greedy.h"
 #include "asr/distributed/communicator.h"
 #include "asr/model/asr_model.h"
+#include "asr/model/transfer.h"
 #include "asr/text/tokenizer.h"
 #include "asr/train/batch_loader.h"
 #include "asr/train/batch_sampler.h"
@@ -42,12 +43,13 @@ EvalResult evaluate_split(model::AsrModelImpl& model, const Dataset& dataset, co
   model.eval();
 
   auto batches = eval_batches(dataset, options, batch_seconds);
+  const auto device = model.parameters().front().device();
   const int rank = comm.rank(), world = comm.world_size();
   std::vector<EvalSample> samples;
   for (size_t b = static_cast<size_t>(rank); b < batches.size(); b += static_cast<size_t>(world)) {
     Batch batch = load_batch(dataset, batches[b], AugmentOptions{}, 0, 0);
-    auto out = model.forward(batch.audio, batch.lengths, /*train=*/false);
-    auto lengths = out.out_lengths.to(torch::kCPU);
+    auto out = model.forward(model::to_device(batch.audio, device), batch.lengths, /*train=*/false);
+    auto lengths = out.out_lengths;
     auto log_probs = out.log_probs.to(torch::kCPU, torch::kFloat);
     auto decoded = ctc_greedy_decode_batch(log_probs, lengths, tokenizer.blank_id());
     for (int64_t k = 0; k < batch.size(); ++k) {

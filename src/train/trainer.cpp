@@ -1,9 +1,12 @@
 #include "asr/train/trainer.h"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 
 #include "asr/core/atomic_file.h"
@@ -12,15 +15,21 @@
 #include "asr/distributed/communicator.h"
 #include "asr/distributed/grad_sync.h"
 #include "asr/distributed/signals.h"
+#include "asr/distributed/device.h"
 #include "asr/model/asr_model.h"
+#include "asr/model/batch_statistics.h"
+#include "asr/model/precision.h"
 #include "asr/text/tokenizer.h"
 #include "asr/train/batch_loader.h"
 #include "asr/train/batch_sampler.h"
 #include "asr/train/checkpoint_manager.h"
+#include "asr/train/device_feed.h"
+#include "asr/train/run_setup.h"
 #include "asr/train/fault_injection.h"
 #include "asr/train/run_logger.h"
 #include "asr/train/schedule.h"
 #include "asr/train/training_checkpoint.h"
+#include "kernel_trace.h"
 #include "train_step.h"
 
 namespace asr {
@@ -30,10 +39,10 @@ namespace fs = std::filesystem;
 struct LogWindow {
   double loss = 0, ctc = 0, vq = 0, grad_norm = 0, audio_seconds = 0, wall = 0;
   double grads_ready = 0, allreduce_wait = 0;
+  double forward = 0, backward = 0, reduce = 0, update = 0, data_wait = 0;  // seconds (train.profile)
   int64_t steps = 0, skipped_utterances = 0;
-  std::vector<double> perplexity;
 
-  void add(const StepRecord& r, double seconds) {
+  void add(const StepRecord& r, double seconds, double waited) {
     steps += 1;
     loss += r.loss;
     ctc += r.ctc;
@@ -43,8 +52,12 @@ struct LogWindow {
     skipped_utterances += r.skipped_utterances;
     grads_ready += r.grads_ready_s;
     allreduce_wait += r.allreduce_wait_s;
+    forward += r.forward_s;
+    backward += r.backward_s;
+    reduce += r.reduce_s;
+    update += r.update_s;
+    data_wait += waited;
     wall += seconds;
-    perplexity = r.perplexity;
   }
   double audio_per_second() const { return wall > 0 ? audio_seconds / wall : 0.0; }
 };
@@ -52,6 +65,13 @@ struct LogWindow {
 struct Trainer::Impl {
   TrainConfig cfg;
   distributed::Communicator& comm;
+  c10::Device device;
+  bool bf16 = false;
+  std::unique_ptr<DeviceFeed> feed;
+  // Batch norm's statistics span every rank: a group of their own, beside
+  // the gradient buckets (model/batch_statistics.h).
+  std::unique_ptr<distributed::Communicator> stats_group;
+  std::unique_ptr<model::BatchStatistics> batch_stats;
   Dataset train_set;
   std::optional<Dataset> valid_set;
   Tokenizer tokenizer;
@@ -59,6 +79,10 @@ struct Trainer::Impl {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::unique_ptr<distributed::GradientSynchronizer> sync;
   std::unique_ptr<FaultInjector> faults;  // only when a fault variable is set
+  std::unique_ptr<KernelTrace> trace;     // only when ASR_TRACE is set
+  // ASR_DUMP_BATCHES=FILE: each micro-batch's utterance indices, a line each
+  // (rank 0), so bench/gpu/reference.py can train on the same batches.
+  std::unique_ptr<std::ofstream> batch_dump;
   std::unique_ptr<TrainStep> step_runner;
   std::unique_ptr<RunLogger> logger;
   std::unique_ptr<CheckpointManager> checkpoints;  // rank 0 only
@@ -67,11 +91,12 @@ struct Trainer::Impl {
   LogWindow window;
   double io_wait = 0;
 
-  Impl(TrainConfig c, distributed::Communicator& m, Dataset train, Tokenizer tok)
-      : cfg(std::move(c)), comm(m), train_set(std::move(train)), tokenizer(std::move(tok)) {}
+  Impl(TrainConfig c, distributed::Communicator& m, c10::Device d, Dataset train, Tokenizer tok)
+      : cfg(std::move(c)), comm(m), device(d), train_set(std::move(train)), tokenizer(std::move(tok)) {}
 
   void build_model();
   void build_optimizer();
+  void initialize_codebooks(std::vector<Batch>& first);
   void log_start() const;
   BatchSampler make_sampler() const;
   std::vector<BatchLoader::Job> epoch_jobs(const BatchSampler& sampler) const;
@@ -79,8 +104,9 @@ struct Trainer::Impl {
   // after a stop signal, else kExitOk.
   int train_epoch(const BatchSampler& sampler);
   // Returns a stop request that reached any rank during the step.
-  distributed::StopRequest run_step(std::vector<Batch>& micro_batches);
+  distributed::StopRequest run_step(std::vector<Batch>& micro_batches, double data_wait);
   void log_window();
+  void add_memory(nlohmann::json& record);
   EvalResult evaluate();
   void save_checkpoint(const char* reason, std::optional<double> cer);
   void after_step(bool last);
@@ -107,10 +133,10 @@ std::vector<at::Tensor> model_state_tensors(torch::nn::Module& module) {
 
 }  // namespace
 
-Trainer::Trainer(TrainConfig config, distributed::Communicator& comm) {
+Trainer::Trainer(TrainConfig config, distributed::Communicator& comm, c10::Device device) {
   Dataset train = open_train_split(config);
   Tokenizer tokenizer = Tokenizer::from_file(train.tokenizer_path());
-  s_ = std::make_unique<Impl>(std::move(config), comm, std::move(train), std::move(tokenizer));
+  s_ = std::make_unique<Impl>(std::move(config), comm, device, std::move(train), std::move(tokenizer));
   auto& s = *s_;
   if (comm.is_root()) fs::create_directories(fs::path(s.cfg.run_dir) / "checkpoints");
   if (!s.cfg.data.valid_split.empty()) {
@@ -121,10 +147,15 @@ Trainer::Trainer(TrainConfig config, distributed::Communicator& comm) {
     }
   }
   s.faults = FaultInjector::from_environment(comm.rank());
+  s.trace = KernelTrace::from_environment(comm.rank());
+  if (const char* dump = std::getenv("ASR_DUMP_BATCHES"); dump && *dump && comm.is_root())
+    s.batch_dump = std::make_unique<std::ofstream>(dump, std::ios::app);
   if (s.faults) spdlog::warn("fault injection armed on rank {}: {}", comm.rank(), s.faults->describe());
   s.build_model();
   s.build_optimizer();
-  s.step_runner = std::make_unique<TrainStep>(s.model, *s.optimizer, comm, *s.sync, s.cfg, s.faults.get());
+  s.feed = std::make_unique<DeviceFeed>(device);
+  StepParts parts{comm, *s.sync, s.cfg, *s.feed, s.batch_stats.get(), s.faults.get(), s.bf16};
+  s.step_runner = std::make_unique<TrainStep>(s.model, *s.optimizer, parts);
   s.lr = s.cfg.schedule.for_run(s.cfg.optim.lr, s.cfg.train.max_steps);
   if (comm.is_root())
     s.checkpoints =
@@ -135,10 +166,18 @@ Trainer::Trainer(TrainConfig config, distributed::Communicator& comm) {
 void Trainer::Impl::build_model() {
   cfg.model.vocab_size = tokenizer.vocab_size();
   cfg.model.sample_rate = train_set.sample_rate();
-  if (cfg.train.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+  apply_numerics(cfg, device);
+  bf16 = cfg.train.precision == "bf16" || (cfg.train.precision == "auto" && !device.is_cpu());
   torch::manual_seed(cfg.train.seed);
   model = model::AsrModel(cfg.model);
+  // The device first: the optimizer and the gradient hooks must see the
+  // parameters where they will live.
+  model->to(device);
+  model->set_kernel_path(cfg.train.kernels == "generic" ? model::KernelPath::generic : model::KernelPath::automatic);
   model->set_communicator(&comm);
+  if (cfg.model.frontend.norm == "batch" && comm.world_size() > 1) stats_group = comm.new_group("batch-norm");
+  batch_stats = std::make_unique<model::BatchStatistics>(stats_group.get());
+  model->set_batch_statistics(batch_stats.get());
   // Rank 0's initial parameters and buffers everywhere, with a shape check.
   distributed::broadcast_parameters_and_buffers(comm, model_state_tensors(*model));
 }
@@ -158,6 +197,10 @@ void Trainer::Impl::log_start() const {
   spdlog::info("model: {} parameters, vocabulary {} (blank 0), frontend {} ({} frames per second of audio)",
                model::count_parameters(*model), cfg.model.vocab_size, cfg.model.frontend.kind,
                model->frontend().output_length(cfg.model.sample_rate));
+  spdlog::info("compute: {} in {}{}, {} kernels{}", device.str(), bf16 ? "bf16 autocast" : "fp32",
+               !device.is_cpu() && cfg.train.tf32 && !bf16 ? " (TF32 matmuls)" : "",
+               cfg.train.kernels == "generic" || !device.is_cpu() ? "device-generic" : "CPU-tuned",
+               batch_stats->synchronized() ? ", batch norm synchronized over all ranks" : "");
   double hours = 0;
   for (size_t i = 0; i < train_set.size(); ++i) hours += train_set.duration(i) / 3600;
   spdlog::info("data: {} train utterances ({:.2f} h){}", train_set.size(), hours,
@@ -262,7 +305,7 @@ std::vector<BatchLoader::Job> Trainer::Impl::epoch_jobs(const BatchSampler& samp
 int Trainer::Impl::train_epoch(const BatchSampler& sampler) {
   const size_t accumulate = static_cast<size_t>(std::max(1, cfg.optim.accumulate));
   BatchLoader loader(train_set, epoch_jobs(sampler), cfg.augment, cfg.train.seed, cfg.train.prefetch,
-                     cfg.data.loader_threads);
+                     cfg.data.loader_threads, feed.get());
   for (;;) {
     std::vector<Batch> micro;
     while (micro.size() < accumulate) {
@@ -271,8 +314,12 @@ int Trainer::Impl::train_epoch(const BatchSampler& sampler) {
       micro.push_back(std::move(*b));
     }
     if (micro.size() < accumulate) return kExitOk;
+    if (batch_dump)
+      for (const auto& b : micro) *batch_dump << fmt::format("{}\n", fmt::join(b.indices, " ")) << std::flush;
+    const double waited = loader.wait_seconds() - io_wait;
     io_wait = loader.wait_seconds();
-    const auto stop_request = run_step(micro);
+    initialize_codebooks(micro);
+    const auto stop_request = run_step(micro, waited);
     progress.position.batch += static_cast<int64_t>(accumulate);
     if (stop_request) return stop(stop_request);
     const bool last = progress.step >= cfg.train.max_steps;
@@ -281,13 +328,27 @@ int Trainer::Impl::train_epoch(const BatchSampler& sampler) {
   }
 }
 
-distributed::StopRequest Trainer::Impl::run_step(std::vector<Batch>& micro_batches) {
+void Trainer::Impl::initialize_codebooks(std::vector<Batch>& first) {
+  // Once per run, on every rank at the same step: k-means on the encoder
+  // output of this step's first micro-batch (collectives inside).
+  auto& rvq = model->rvq();
+  if (!rvq || rvq->initialized()) return;
+  Batch& b = first.front();
+  feed->ready(b);
+  model::AutocastGuard autocast(device.type(), at::kBFloat16, bf16);
+  model->initialize_codebooks(b.device_audio, b.lengths, torch::tensor(b.indices, torch::kLong));
+}
+
+distributed::StopRequest Trainer::Impl::run_step(std::vector<Batch>& micro_batches, double data_wait) {
   const auto start = std::chrono::steady_clock::now();
   const int64_t step = progress.step;
+  if (trace) trace->before_step(step + 1);
   StepRecord r = step_runner->run(micro_batches, step, lr.lr_at(step), cfg.vq_warmup.weight_at(step));
+  if (trace) trace->after_step(step + 1);
   progress.step += 1;
   if (!r.applied) progress.skipped_steps += 1;
-  window.add(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (r.oom_ranks > 0) progress.oom_skipped_steps += 1;
+  window.add(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), data_wait);
   return r.stop;
 }
 
@@ -297,6 +358,24 @@ int Trainer::Impl::stop(const distributed::StopRequest& request) {
   save_checkpoint("preempted", std::nullopt);
   logger->finish();
   return kExitPreempted;
+}
+
+// Peak memory of every rank since the last record (one small all-gather at
+// log intervals): device memory on a GPU, resident memory on the CPU.
+void Trainer::Impl::add_memory(nlohmann::json& rec) {
+  const auto mine = distributed::memory_stats(device);
+  distributed::reset_peak_memory(device);
+  const auto all = comm.all_gather(torch::tensor({double(mine.peak_allocated), double(mine.peak_reserved)},
+                                                 torch::kDouble)
+                                       .to(comm.device()));
+  std::vector<int64_t> allocated, reserved;
+  for (const auto& t : all) {
+    auto host = comm.read_to_host(t, "memory statistics");
+    allocated.push_back(static_cast<int64_t>(host.data_ptr<double>()[0]));
+    reserved.push_back(static_cast<int64_t>(host.data_ptr<double>()[1]));
+  }
+  rec["peak_allocated_bytes"] = allocated;
+  rec["peak_reserved_bytes"] = reserved;
 }
 
 void Trainer::Impl::log_window() {
@@ -312,10 +391,16 @@ void Trainer::Impl::log_window() {
       {"grad_norm", window.grad_norm / n},
       {"audio_sec_per_s", window.audio_per_second()},
       {"skipped_steps", progress.skipped_steps},
+      {"oom_skipped", progress.oom_skipped_steps},
       {"skipped_utterances", window.skipped_utterances},
       {"vq_weight", cfg.vq_warmup.weight_at(progress.step - 1)},
   };
-  logger->log_train(rec, window.perplexity);
+  add_memory(rec);
+  if (cfg.train.profile)
+    rec["time_per_step"] = {{"data_wait", window.data_wait / n}, {"forward", window.forward / n},
+                            {"backward", window.backward / n}, {"allreduce_wait", window.reduce / n},
+                            {"update", window.update / n}};
+  logger->log_train(rec, model->rvq_metrics().perplexity);
   // The straggler report: every rank, into its own log file.
   spdlog::debug("rank {} step {}: grads ready {:.1f} ms/step, all-reduce wait {:.1f} ms/step, io wait {:.1f} s total",
                 comm.rank(), progress.step, 1000 * window.grads_ready / n, 1000 * window.allreduce_wait / n, io_wait);
@@ -326,6 +411,7 @@ EvalResult Trainer::Impl::evaluate() {
   EvalResult r;
   progress.last_eval_step = progress.step;
   if (!valid_set) return r;
+  model::AutocastGuard autocast(device.type(), at::kBFloat16, bf16);
   r = evaluate_split(*model, *valid_set, tokenizer, comm, cfg.eval, cfg.train.batch_seconds);
   if (logger) logger->log_eval(progress.step, cfg.data.valid_split, r);
   return r;

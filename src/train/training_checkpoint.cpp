@@ -18,6 +18,7 @@ CheckpointData make_checkpoint(const TrainProgress& progress, const TrainConfig&
       {"epoch", progress.position.epoch},
       {"batch", progress.position.batch},
       {"skipped_steps", progress.skipped_steps},
+      {"oom_skipped_steps", progress.oom_skipped_steps},
       {"seed", config.train.seed},
   };
   if (progress.best_cer) state["best_cer"] = *progress.best_cer;
@@ -52,6 +53,7 @@ TrainProgress restore_checkpoint(const CheckpointData& data, const std::string& 
     p.position.epoch = state.at("epoch").get<int64_t>();
     p.position.batch = state.at("batch").get<int64_t>();
     p.skipped_steps = state.value("skipped_steps", int64_t{0});
+    p.oom_skipped_steps = state.value("oom_skipped_steps", int64_t{0});
     if (state.contains("best_cer")) p.best_cer = state["best_cer"].get<double>();
   } catch (const nlohmann::json::exception& e) {
     throw DataError(source + ": its 'state' section is damaged (" + e.what() + ")");

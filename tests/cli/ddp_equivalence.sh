@@ -12,16 +12,7 @@ source "$(dirname "$0")/ddp_common.inc"
 EXACT=(--set model.rvq.kmeans_init=false --set model.rvq.dead_code_threshold=0)
 ddp 1 "$WORK/r1" --max-steps 12 "${EXACT[@]}" >"$WORK/r1.log" 2>&1 || { cat "$WORK/r1.log"; fail "1-rank run failed"; }
 ddp 2 "$WORK/r2" --max-steps 12 --checkpoint-every 4 "${EXACT[@]}" >"$WORK/r2.log" 2>&1 || { cat "$WORK/r2.log"; fail "2-rank run failed"; }
-python3 - "$WORK/r1" "$WORK/r2" <<'PY' || exit 1
-import json, sys
-def losses(d):
-    return [json.loads(l)["loss"] for l in open(d + "/metrics.jsonl") if '"loss"' in l]
-a, b = losses(sys.argv[1]), losses(sys.argv[2])
-assert len(a) == len(b) == 12, (len(a), len(b))
-worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
-print(f"1 vs 2 ranks: worst relative loss difference {worst:.2e} over 12 steps")
-assert worst < 1e-5, "2 ranks diverged from 1 rank"
-PY
+same_losses "$WORK/r1" "$WORK/r2" 12 1e-5 "1 vs 2 ranks" || fail "2 ranks diverged from 1 rank"
 # Everything on: k-means seeding and dead-code restarts every 3 steps.
 RVQ=(--set model.rvq.dead_code_window=3)
 ddp 1 "$WORK/q1" --max-steps 12 "${RVQ[@]}" >"$WORK/q1.log" 2>&1 || { cat "$WORK/q1.log"; fail "1-rank RVQ run failed"; }

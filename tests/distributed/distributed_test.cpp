@@ -15,6 +15,7 @@
 #include "asr/distributed/communicator.h"
 #include "asr/distributed/grad_sync.h"
 #include "asr/distributed/signals.h"
+#include "asr/distributed/world.h"
 
 namespace {
 
@@ -172,6 +173,7 @@ class MirrorCommunicator : public Communicator {
   void broadcast(std::vector<at::Tensor>&, int) override {}
   std::vector<at::Tensor> all_gather(const at::Tensor& t) override { return {t.clone(), t.clone()}; }
   void barrier() override {}
+  std::unique_ptr<Communicator> new_group(const std::string&) override { return make_local_communicator(); }
   std::vector<at::ScalarType> dtypes;
   std::vector<int64_t> sizes;
   std::vector<int> phases;
@@ -377,6 +379,123 @@ TEST(Gloo, GradientSynchronizerMatchesSingleProcess) {
   });
 }
 
+TEST(Gloo, OneRankGroupOverlapsBackwardIntoBucketViews) {
+  // A one-rank group of a real backend still runs the asynchronous bucket
+  // path (on one GPU that is NCCL), and the gradients live in the buckets.
+  at::manual_seed(4);
+  auto x = at::randn({6, 4});
+  Toy reference;
+  reference.loss(x, true).backward();
+  run_ranks(1, 20, [&](Communicator& comm) {
+    Toy toy;
+    for (size_t i = 0; i < toy.params.size(); ++i) toy.params[i].detach().copy_(reference.params[i].detach());
+    GradSyncOptions o;
+    o.first_bucket_mb = 1e-4;
+    o.bucket_mb = 1e-4;
+    GradientSynchronizer sync(comm, toy.params, o);
+    ASSERT_TRUE(sync.gradients_are_bucket_views());
+    std::vector<const void*> storage;
+    for (auto& p : toy.params) storage.push_back(p.grad().data_ptr());
+    for (int step = 0; step < 2; ++step) {
+      sync.begin_step(true);
+      toy.loss(x, true).backward();
+      sync.finish_step();
+      EXPECT_GT(sync.last_timings().buckets_in_backward, 0) << "no bucket launched during backward";
+      for (size_t i = 0; i < toy.params.size(); ++i) {
+        EXPECT_TRUE(toy.params[i].grad().allclose(reference.params[i].grad(), 1e-6, 1e-7)) << i;
+        // Backward accumulated into the bucket itself: no copy in or out.
+        EXPECT_EQ(toy.params[i].grad().data_ptr(), storage[i]) << i;
+      }
+      sync.zero_grad();
+      for (auto& p : toy.params) EXPECT_EQ(p.grad().abs().sum().item<double>(), 0.0);
+    }
+  });
+}
+
+TEST(Gloo, DroppedStepJoinsTheBucketsWithZeros) {
+  // Rank 1 "runs out of memory" before its backward: it still takes part in
+  // every bucket, with zeros, and the sum is rank 0's gradient alone.
+  at::manual_seed(5);
+  auto x = at::randn({3, 4});
+  Toy reference;
+  reference.loss(x, true).backward();
+  run_ranks(2, 20, [&](Communicator& comm) {
+    Toy toy;
+    for (size_t i = 0; i < toy.params.size(); ++i) toy.params[i].detach().copy_(reference.params[i].detach());
+    GradSyncOptions o;
+    o.first_bucket_mb = 1e-4;
+    o.bucket_mb = 1e-4;
+    GradientSynchronizer sync(comm, toy.params, o);
+    sync.begin_step(true);
+    if (comm.rank() == 0) {
+      toy.loss(x, true).backward();
+      sync.finish_step();
+    } else {
+      sync.finish_step_with_zeros();
+    }
+    for (size_t i = 0; i < toy.params.size(); ++i)
+      EXPECT_TRUE(toy.params[i].grad().allclose(reference.params[i].grad(), 1e-6, 1e-7))
+          << "rank " << comm.rank() << " param " << i;
+  });
+}
+
+TEST(World, AgreesOnOneBackendOrNamesTheRanks) {
+  auto report = [](int rank, const std::string& kind, const std::string& gpu, const std::string& backend = "auto") {
+    DeviceReport r;
+    r.rank = rank;
+    r.kind = kind;
+    r.identity = gpu;
+    r.backend = backend;
+    return r;
+  };
+  auto with = [](std::vector<DeviceReport> reports, const std::string& backend) {
+    for (auto& r : reports) r.backend = backend;
+    return reports;
+  };
+  auto decide = [&](const std::vector<DeviceReport>& reports, const std::string& backend) {
+    return decide_world(with(reports, backend));
+  };
+  auto error_of = [&](const std::vector<DeviceReport>& reports, const std::string& backend) -> std::string {
+    try {
+      decide_world(backend.empty() ? reports : with(reports, backend));
+    } catch (const asr::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  // Every rank on its own GPU: NCCL; all on CPUs: Gloo.
+  EXPECT_EQ(decide({report(0, "cuda", "h/GPU-a"), report(1, "cuda", "h/GPU-b")}, "auto").backend, "nccl");
+  EXPECT_EQ(decide({report(0, "cpu", "h/cpu"), report(1, "cpu", "h/cpu")}, "auto").backend, "gloo");
+  EXPECT_EQ(decide({report(0, "cuda", "h/GPU-a"), report(1, "cuda", "h/GPU-b")}, "gloo").backend, "gloo");
+  // Two ranks on one GPU: NCCL refuses that, so auto falls back to Gloo with a warning.
+  auto shared = decide({report(0, "cuda", "h/GPU-a"), report(1, "cuda", "h/GPU-a")}, "auto");
+  EXPECT_EQ(shared.backend, "gloo");
+  EXPECT_NE(shared.warning.find("rank(s) 0-1 share a GPU"), std::string::npos) << shared.warning;
+  auto msg = error_of({report(0, "cuda", "h/GPU-a"), report(1, "cuda", "h/GPU-a")}, "nccl");
+  EXPECT_NE(msg.find("rank(s) 0-1 share a GPU"), std::string::npos) << msg;
+  // A mixed world names both sides.
+  msg = error_of({report(0, "cuda", "a/GPU-a"), report(1, "cpu", "b/cpu"), report(2, "cpu", "b/cpu"),
+                  report(3, "cuda", "c/GPU-c")},
+                 "auto");
+  EXPECT_NE(msg.find("mixed world: rank(s) 0, 3 compute on CUDA, rank(s) 1-2 on the CPU"), std::string::npos) << msg;
+  msg = error_of({report(0, "cpu", "a/cpu"), report(1, "cpu", "a/cpu")}, "nccl");
+  EXPECT_NE(msg.find("dist.backend = \"nccl\""), std::string::npos) << msg;
+  // Ranks configured differently.
+  msg = error_of({report(0, "cpu", "a/cpu", "gloo"), report(1, "cpu", "a/cpu", "nccl")}, "");
+  EXPECT_NE(msg.find("different dist.backend settings: rank(s) 0 \"gloo\", rank(s) 1 \"nccl\""), std::string::npos)
+      << msg;
+  // A rank that cannot take part says why, and every rank repeats it.
+  auto bad = decode_report(1, encode_report(DeviceReport{1, "", "auto", "", "train.device = \"cuda\" but no GPU"}));
+  msg = error_of({report(0, "cpu", "a/cpu"), bad}, "");
+  EXPECT_NE(msg.find("rank(s) 1 cannot take part as configured; rank 1: train.device = \"cuda\" but no GPU"),
+            std::string::npos)
+      << msg;
+  auto round_trip = decode_report(3, encode_report(report(3, "cuda", "host/GPU-x")));
+  EXPECT_EQ(round_trip.kind, "cuda");
+  EXPECT_EQ(round_trip.identity, "host/GPU-x");
+  EXPECT_EQ(describe_ranks({5, 0, 1, 2, 7, 8}), "0-2, 5, 7-8");
+}
+
 TEST(Signals, FlagIsAgreedAndDescribed) {
   install_stop_signal_handlers();
   clear_stop_signal();
@@ -415,7 +534,7 @@ TEST(WatchdogDeathTest, StuckOperationEndsTheProcess) {
         WatchdogGuard guard("all_reduce (test)", 5, std::chrono::milliseconds(300));
         std::this_thread::sleep_for(std::chrono::seconds(10));
       },
-      testing::ExitedWithCode(asr::kExitFailure), "rank 5: 'all_reduce \\(test\\)' still not finished");
+      testing::ExitedWithCode(asr::kExitDistributed), "rank 5: 'all_reduce \\(test\\)' still not finished");
 }
 
 }  // namespace

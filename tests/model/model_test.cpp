@@ -10,31 +10,14 @@
 #include "asr/model/encoder.h"
 #include "asr/model/frontend.h"
 #include "asr/model/rvq.h"
+#include "model_fixture.h"
 
 using namespace asr::model;
 
 namespace {
 
 asr::ModelConfig small_config(const std::string& norm = "group", const std::string& kind = "waveform") {
-  asr::ModelConfig c;
-  c.vocab_size = 12;
-  c.frontend.kind = kind;
-  c.frontend.norm = norm;
-  c.frontend.norm_groups = 4;
-  c.frontend.hidden = 8;
-  c.frontend.pool = 3;
-  c.frontend.strides = {4, 4, 4, 4};
-  c.frontend.kernel = 8;
-  c.frontend.n_mels = 16;
-  c.frontend.n_fft = 64;
-  c.frontend.hop = 32;
-  c.encoder.d_model = 16;
-  c.encoder.layers = 2;
-  c.encoder.heads = 2;
-  c.encoder.dropout = 0.1;
-  c.rvq.codebooks = 2;
-  c.rvq.codes = 16;
-  return c;
+  return asr::test::small_model_config(norm, kind);
 }
 
 // The conv arithmetic written out independently of the frontend code.
@@ -109,6 +92,7 @@ TEST_P(PaddingInvariance, AloneEqualsPaddedInBatch) {
   if (norm == "batch") {  // give the running statistics non-trivial values
     auto w = torch::randn({2, 9000});
     model->forward(w, torch::tensor({9000L, 6000L}), true);
+    model->apply_step_statistics();
   }
   torch::NoGradGuard ng;
   const int64_t n = 5000;
@@ -141,6 +125,7 @@ TEST(MaskedNorm, BatchStatisticsIgnorePadding) {
     w[0].copy_(torch::randn({8000}));
     w[1].narrow(0, 0, 4000).copy_(torch::randn({4000}));
     m->forward(w, torch::tensor({8000L, 4000L}), true);
+    m->apply_step_statistics();
     for (const auto& b : m->named_buffers()) {
       if (b.key().find("running_mean") != std::string::npos) return b.value().clone();
     }
@@ -178,6 +163,7 @@ TEST_P(PooledBatchNorm, EqualsNativeBatchNormOverConcatenatedFrames) {
     }
   }
   auto ys = ours->forward(xs, relu);
+  ours->apply_pending_statistics();
   auto cat_in = torch::cat(xs, 2).detach().requires_grad_();
   auto cat_out = ref->forward(cat_in);
   if (relu) cat_out = torch::relu(cat_out);
@@ -210,8 +196,9 @@ TEST(Model, ShapesAndNormalizedLogProbs) {
   EXPECT_EQ(out.out_lengths[1].item<int64_t>(), expected_waveform_frames(9000, cfg.frontend));
   EXPECT_EQ(out.out_lengths[2].item<int64_t>(), expected_waveform_frames(800, cfg.frontend));
   EXPECT_TRUE(torch::allclose(out.log_probs.exp().sum(-1), torch::ones({3, t}), 1e-4, 1e-4));
-  EXPECT_EQ(out.metrics.perplexity.size(), 2u);
-  EXPECT_EQ(out.metrics.dead_codes.size(), 2u);
+  model->apply_step_statistics();
+  EXPECT_EQ(model->rvq_metrics().perplexity.size(), 2u);
+  EXPECT_EQ(model->rvq_metrics().dead_codes.size(), 2u);
   EXPECT_EQ(out.vq_loss.dim(), 0);
   EXPECT_GT(count_parameters(*model), 0);
   cfg.vocab_size = 0;

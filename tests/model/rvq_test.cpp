@@ -33,6 +33,9 @@ class RecordingCommunicator : public asr::distributed::Communicator {
     return {t, t};
   }
   void barrier() override {}
+  std::unique_ptr<asr::distributed::Communicator> new_group(const std::string&) override {
+    return asr::distributed::make_local_communicator();
+  }
   int reduces = 0, broadcasts = 0, gathers = 0;
   std::optional<float> broadcast_value, reduce_value;
 };
@@ -68,6 +71,9 @@ TEST(Rvq, EmaMovesCodesTowardAssignedInputs) {
   auto x = clustered(16).unsqueeze(0);  // [1, 64, 2]
   auto before = (vq->codebooks()[0] - centres()).norm(2, 1);
   vq->forward(x, torch::tensor({64L}), true);
+  // Statistics wait for the step to be applied.
+  EXPECT_TRUE(torch::equal(vq->codebooks()[0], centres() * 0.5));
+  vq->update();
   auto after = (vq->codebooks()[0] - centres()).norm(2, 1);
   EXPECT_TRUE((after < before * 0.75).all().item<bool>()) << before << after;
   // Eval forwards never change codebooks.
@@ -88,6 +94,7 @@ TEST(Rvq, PaddingFramesNeverTouchCodebooks) {
     x[0].copy_(clustered(10));
     x[1].narrow(0, 0, 20).copy_(clustered(5));
     auto out = vq->forward(x, torch::tensor({40L, 20L}), true);
+    vq->update();
     EXPECT_TRUE((out.codes[1].narrow(0, 20, 20) == -1).all().item<bool>());
     return vq->codebooks().clone();
   };
@@ -103,12 +110,13 @@ TEST(Rvq, KmeansInitFindsClusters) {
   EXPECT_FALSE(vq->initialized());
   auto x = clustered(32).unsqueeze(0);
   auto out = vq->forward(x, torch::tensor({128L}), true);
+  vq->update();
   EXPECT_TRUE(vq->initialized());
   // Every centre has a first-stage code next to it, so the quantized output
   // reproduces the inputs closely and all four codes are in use.
   auto d = torch::cdist(centres(), vq->codebooks()[0]).min(1);
   EXPECT_LT(std::get<0>(d).max().item<float>(), 0.5f);
-  EXPECT_NEAR(out.metrics.perplexity[0], 4.0, 0.2);
+  EXPECT_NEAR(vq->metrics().perplexity[0], 4.0, 0.2);
   EXPECT_LT((out.quantized - x).abs().max().item<float>(), 0.5f);
 }
 
@@ -125,9 +133,12 @@ TEST(Rvq, DeadCodesAreRestartedFromInputs) {
   }
   auto x = (torch::randn({1, 50, 2}) * 0.1);  // every input picks code 0
   vq->forward(x, torch::tensor({50L}), true);
+  vq->update();
   EXPECT_EQ(vq->codebooks()[0][1][0].item<float>(), 100.f);  // not yet: window is 2 steps
-  auto out = vq->forward(x, torch::tensor({50L}), true);
-  EXPECT_EQ(out.metrics.dead_codes[0], 7);
+  vq->forward(x, torch::tensor({50L}), true);
+  EXPECT_EQ(vq->codebooks()[0][1][0].item<float>(), 100.f);  // not before the step is applied
+  vq->update();
+  EXPECT_EQ(vq->metrics().dead_codes[0], 7);
   auto books = vq->codebooks()[0];
   for (int k = 1; k < 8; ++k) {
     // A restarted code is one of this batch's input rows.
@@ -149,6 +160,7 @@ TEST(Rvq, StatisticsGoThroughTheCommunicator) {
   vq->set_communicator(&comm);
   auto x = clustered(8).unsqueeze(0);
   vq->forward(x, torch::tensor({32L}), true);
+  vq->update();
   // Per codebook, k-means seeds take one gather of candidate hashes and one
   // reduction of the chosen rows, then kmeans_iters reductions; the step's
   // counts/sums take one; the restart takes a gather and a reduction per
@@ -158,6 +170,7 @@ TEST(Rvq, StatisticsGoThroughTheCommunicator) {
   EXPECT_EQ(comm.broadcasts, 0);
   comm.reduce_value = 7.0f;
   vq->forward(x, torch::tensor({32L}), true);
+  vq->update();
   // The restart vectors are what the collective delivered, on this rank too.
   EXPECT_TRUE((vq->codebooks() == 7.0f).all().item<bool>());
   // Eval mode runs no collectives.

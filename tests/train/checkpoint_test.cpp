@@ -212,6 +212,39 @@ TEST(CheckpointTorch, ModuleOptimizerAndRngRoundTrip) {
   EXPECT_TRUE(torch::equal(a.fc->weight, b.fc->weight));
 }
 
+// Checkpoints load through the CPU and state follows each parameter to its
+// device: a GPU checkpoint resumes on a CPU and the other way round. Here the
+// "other device" is LibTorch's meta device (shapes without data), the only
+// second device a CPU-only machine has.
+TEST(CheckpointTorch, OptimizerStateMovesToTheParametersDevice) {
+  torch::manual_seed(1);
+  Net a;
+  torch::optim::AdamW opt_a(a.parameters(), torch::optim::AdamWOptions(1e-2));
+  opt_a.zero_grad();
+  a.norm(a.fc(torch::randn({8, 4}))).pow(2).sum().backward();
+  opt_a.step();
+  const std::string bytes = asr::optimizer_to_bytes(opt_a);
+
+  std::vector<torch::Tensor> meta;
+  for (const auto& p : a.parameters())
+    meta.push_back(torch::empty(p.sizes(), torch::TensorOptions().device(torch::kMeta)).requires_grad_());
+  torch::optim::AdamW opt_b(meta, torch::optim::AdamWOptions(1e-2));
+  asr::optimizer_from_bytes(opt_b, bytes, "cpu.ckpt");
+  int moved = 0;
+  for (auto& group : opt_b.param_groups())
+    for (auto& p : group.params()) {
+      ASSERT_TRUE(p.device().is_meta());
+      for (auto& [key, state] : opt_b.state()) {
+        auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(state.get());
+        ASSERT_NE(adamw, nullptr);
+        EXPECT_TRUE(adamw->exp_avg().device().is_meta()) << "the moments stayed on the CPU";
+        EXPECT_TRUE(adamw->exp_avg_sq().device().is_meta());
+        ++moved;
+      }
+    }
+  EXPECT_GT(moved, 0);
+}
+
 struct Wider : torch::nn::Module {
   Wider() { fc = register_module("fc", torch::nn::Linear(4, 5)); }
   torch::nn::Linear fc{nullptr};

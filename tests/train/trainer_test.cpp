@@ -8,7 +8,17 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <ATen/record_function.h>
+
+#include <atomic>
+#include <map>
+#include <set>
+
+#include "asr/core/checkpoint_file.h"
 #include "asr/distributed/communicator.h"
+#include "asr/model/asr_model.h"
+#include "asr/model/module_state.h"
+#include "asr/train/checkpoint_manager.h"
 #include "asr/train/config.h"
 #include "asr/train/run_setup.h"
 #include "asr/train/tensorboard.h"
@@ -187,6 +197,88 @@ TEST_F(TrainerTest, ResumeFromAMissingPathIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("nope.ckpt"), std::string::npos) << e.what();
   }
+}
+
+// A step every rank skips leaves the model exactly as it was: parameters,
+// optimizer, RVQ codebooks and usage, batch-norm running statistics.
+TEST_F(TrainerTest, SkippedStepChangesNoStatistic) {
+  auto run = tmp_ / "nan-skip";
+  auto cfg = tiny_config(run, {"train.max_steps=4", "checkpoint.every=1", "checkpoint.keep_last=0",
+                               "model.frontend.norm=\"batch\"", "model.rvq.ema=true"});
+  setenv("ASR_FAULT_NAN", "3:0", 1);
+  const int status = train(cfg);
+  unsetenv("ASR_FAULT_NAN");
+  ASSERT_EQ(status, kExitOk);
+  auto tensors = [&](int64_t step) {
+    auto data = load_checkpoint(CheckpointManager::path_for(run, step));
+    auto saved = config_from_toml_string(data.at("config"));
+    model::AsrModel m(saved.model);
+    module_from_bytes(*m, data.at("model"), "test");
+    std::map<std::string, at::Tensor> all;
+    for (const auto& p : m->named_parameters()) all[p.key()] = p.value();
+    for (const auto& b : m->named_buffers()) all[b.key()] = b.value();
+    return all;
+  };
+  const auto before = tensors(2), skipped = tensors(3), after = tensors(4);
+  int statistics = 0, changed = 0;
+  for (const auto& [name, t] : before) {
+    EXPECT_TRUE(torch::equal(t, skipped.at(name))) << name << " changed in the skipped step";
+    changed += torch::equal(t, after.at(name)) ? 0 : 1;
+    statistics += name.find("running_") != std::string::npos || name.find("rvq.") != std::string::npos;
+  }
+  EXPECT_GE(statistics, 6) << "batch-norm and RVQ statistics are part of the comparison";
+  EXPECT_GT(changed, statistics / 2) << "the next step did change them (so the comparison can fail)";
+  auto last = records(run, false).back();
+  EXPECT_EQ(last.at("skipped_steps").get<int64_t>(), 1);
+}
+
+namespace {
+
+// Counts, in this thread, the ops that make a GPU wait for its queue before
+// the host can go on (reading a value, or data-dependent output sizes).
+struct SyncingOps {
+  static std::atomic<int64_t>& count() {
+    static std::atomic<int64_t> n{0};
+    return n;
+  }
+  static std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
+    static const std::set<std::string> syncing = {"aten::_local_scalar_dense", "aten::nonzero",
+                                                  "aten::masked_select",       "aten::bincount",
+                                                  "aten::_unique2",            "aten::unique_consecutive",
+                                                  "aten::is_nonzero",          "aten::equal"};
+    if (syncing.count(fn.name())) ++count();
+    return nullptr;
+  }
+  SyncingOps() : handle(at::addThreadLocalCallback(at::RecordFunctionCallback(&on_start))) { count() = 0; }
+  ~SyncingOps() { at::removeCallback(handle); }
+  at::CallbackHandle handle;
+};
+
+}  // namespace
+
+// The device-generic step (what a GPU runs) waits for the device at most
+// twice per optimizer step: reads through Communicator::read_to_host, and
+// ops that force a synchronization, counted on the CPU.
+TEST_F(TrainerTest, GenericStepStaysWithinItsHostSyncBudget) {
+  auto syncs = [&](int64_t steps) {
+    auto cfg = tiny_config(tmp_ / ("syncs-" + std::to_string(steps)),
+                           {"train.max_steps=" + std::to_string(steps), "train.kernels=\"generic\"",
+                            "train.log_every=1000", "model.rvq.dead_code_window=1000"});
+    auto comm = distributed::make_local_communicator();
+    prepare_run(cfg, *comm);
+    Trainer trainer(cfg, *comm);
+    SyncingOps ops;
+    const int64_t reads = comm->host_reads();
+    EXPECT_EQ(trainer.train(), kExitOk);
+    return comm->host_reads() - reads + SyncingOps::count().load();
+  };
+  // The difference of two runs is the steps' own cost (both runs share the
+  // start-up, the final evaluation, log record and checkpoint).
+  const int64_t short_run = syncs(3), long_run = syncs(9);
+  const double per_step = double(long_run - short_run) / 6.0;
+  RecordProperty("host_syncs_per_step", std::to_string(per_step));
+  EXPECT_LE(per_step, 2.0) << short_run << " in 3 steps, " << long_run << " in 9";
+  EXPECT_GE(per_step, 1.0) << "the decision read must be counted (the test could not fail otherwise)";
 }
 
 }  // namespace

@@ -56,8 +56,10 @@ struct DecodeInput {
 
 class Decoder {
  public:
-  // Throws asr::Error naming the file for any unusable checkpoint.
-  static Decoder from_checkpoint(const std::string& path);
+  // Throws asr::Error naming the file for any unusable checkpoint. `device`:
+  // "cpu", "cuda" or "cuda:N" (batches then run on that GPU, one worker
+  // feeding it); a clear asr::Error when the build or the machine has no GPU.
+  static Decoder from_checkpoint(const std::string& path, const std::string& device = "cpu");
 
   Decoder(Decoder&&) noexcept;
   Decoder& operator=(Decoder&&) noexcept;
@@ -67,6 +69,7 @@ class Decoder {
   const Tokenizer& tokenizer() const;
   const ModelConfig& model_config() const;
   int64_t samples_per_frame() const;  // the model's hop: chunks are cut on these boundaries
+  std::string device() const;
   int64_t step() const;  // training step of the checkpoint, -1 if unknown
   int64_t num_parameters() const;
 

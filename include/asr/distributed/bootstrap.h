@@ -37,7 +37,22 @@ LaunchInfo detect_launch(const EnvLookup& env = nullptr);
 // "gpu[03-05,9],cpu1" -> "gpu03": where rank 0 of a Slurm step runs.
 std::string first_host_of_nodelist(const std::string& nodelist);
 
-// Detects the launcher (calling MPI_Init under mpirun) and joins the group.
+// A rank's place in the job: its communicator and the device it computes on.
+struct World {
+  std::unique_ptr<Communicator> comm;
+  c10::Device device{c10::kCPU};
+};
+
+// Detects the launcher (calling MPI_Init under mpirun), chooses this rank's
+// device from `device_policy` (train.device: auto, cpu, cuda; see device.h),
+// agrees with every other rank on devices and backend through the
+// rendezvous store (world.h), makes the device current and joins the group.
+// Every rank fails with the same message, naming the ranks, when they cannot
+// agree; a single process with dist.backend = "auto" gets the local communicator.
+World join_world(const DistOptions& options, const std::string& device_policy);
+World join_world(const DistOptions& options, const std::string& device_policy, const LaunchInfo& launch);
+
+// join_world on the CPU: for tools and tests.
 std::unique_ptr<Communicator> make_communicator(const DistOptions& options);
 // Joins the group described by `launch` through a TCPStore hosted by rank 0
 // at master_addr:master_port. For launchers detect_launch does not know, and

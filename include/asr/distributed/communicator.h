@@ -67,6 +67,19 @@ class Communicator {
   // The timeout every collective is given.
   virtual std::chrono::milliseconds timeout() const { return std::chrono::milliseconds(0); }
 
+  // A second group of the same ranks, for collectives that must not queue
+  // behind (or interleave with) this group's, e.g. batch-norm statistics
+  // beside the gradient buckets. Every rank must create it, in the same order.
+  virtual std::unique_ptr<Communicator> new_group(const std::string& name) = 0;
+
+  // Copies a result of collectives to the host, bounded by the collective
+  // timeout: on a GPU this is where the host waits for the device (and for
+  // peers), so a dead peer ends the process with a message naming this rank
+  // instead of a silent hang. Counts every call (host_reads()), which is how
+  // tests hold the training step to its budget of host synchronizations.
+  virtual at::Tensor read_to_host(const at::Tensor& tensor, const std::string& what);
+  int64_t host_reads() const { return host_reads_; }
+
   // Conveniences built on the above (implemented once, in communicator.cpp).
   std::vector<double> all_reduce_sum(const std::vector<double>& values);
   double all_reduce_sum(double value);
@@ -74,6 +87,9 @@ class Communicator {
   bool any_rank(bool flag);  // true on every rank if it is true on any rank
   void broadcast_bytes(std::string& bytes, int root = 0);
   bool is_root() const { return rank() == 0; }
+
+ protected:
+  int64_t host_reads_ = 0;
 };
 
 // World size 1: collectives are identities. Used by single-process runs and tests.

@@ -6,10 +6,22 @@
 // backward. Buckets launch strictly in index order on every rank, so the
 // collectives always match.
 //
+// When the gradients live where the collectives run and travel in their own
+// type (NCCL and CUDA parameters, Gloo and CPU ones), each bucket is one flat
+// buffer and every parameter's .grad is a view into it: backward accumulates
+// straight into the bucket and the reduced sum is the gradient, with no copy
+// in or out. Otherwise (bf16 compression, or Gloo with CUDA parameters)
+// gradients are copied into wire buffers and back.
+//
 // Per optimizer step:
 //   sync.begin_step(last_micro_batch);   // false: accumulate locally, no traffic
 //   forward, backward
-//   sync.finish_step();                  // after the last micro-batch: waits, writes .grad
+//   sync.finish_step();                  // after the last micro-batch: waits, scales, .grad holds the sum
+//   ... optimizer step ...
+//   sync.zero_grad();                    // instead of the optimizer's: keeps the views
+// A rank that must drop the step after an error (out of memory) calls
+// finish_step_with_zeros(): it joins every bucket not yet launched with zeros,
+// so the collectives of the step still match on every rank.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -48,9 +60,15 @@ class GradientSynchronizer {
   void set_scale(double scale);
   // After the synchronised backward: launches what is left (a parameter
   // without a gradient contributes its current .grad, or zeros), waits for
-  // all buckets and writes the results into every parameter's .grad.
-  // Every rank must call it for every synchronised step.
+  // all buckets and leaves the scaled sums in every parameter's .grad. On a
+  // GPU the wait is the compute stream's, not the host's. Every rank must call
+  // it (or finish_step_with_zeros) for every synchronised step.
   void finish_step();
+  void finish_step_with_zeros();
+  // Zeroes every gradient (views stay views).
+  void zero_grad();
+  // True when .grad tensors are views into the bucket buffers.
+  bool gradients_are_bucket_views() const;
 
   const GradSyncTimings& last_timings() const;
   const std::vector<std::vector<size_t>>& buckets() const;

@@ -3,8 +3,9 @@
 // computed: the layers see the batch packed as [sum of lengths, d_model]
 // rows, and on CPU attention runs utterance by utterance over its own
 // frames, so padding costs nothing (a batch of LJSpeech-like clips in random
-// order is ~40% padding). Attention is plain matmul/softmax; the
-// weights are never returned or kept beyond what autograd needs.
+// order is ~40% padding). On other devices (kernel_path.h) attention is one
+// padded batch with a key mask: scaled_dot_product_attention where LibTorch
+// has it (2.x), matmul/softmax otherwise.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
@@ -13,6 +14,7 @@
 
 #include <vector>
 
+#include "asr/model/kernel_path.h"
 #include "asr/model/model_config.h"
 #include "asr/model/packed_frames.h"
 
@@ -33,8 +35,10 @@ class EncoderLayerImpl : public torch::nn::Module {
                    bool pre_ln);
   // x: [N, d_model], the batch's valid frames as packed.
   at::Tensor forward(const at::Tensor& x, const PackedFrames& packed);
+  void set_kernel_path(KernelPath path) { kernels_ = path; }
 
  private:
+  KernelPath kernels_ = KernelPath::automatic;
   at::Tensor attention(const at::Tensor& x, const PackedFrames& packed);
   int64_t heads_;
   bool pre_ln_;
@@ -47,9 +51,10 @@ TORCH_MODULE(EncoderLayer);
 class TransformerEncoderImpl : public torch::nn::Module {
  public:
   TransformerEncoderImpl(const EncoderConfig& cfg);
-  // x: [B, T, d_model]; lengths: [B] int64 valid frames. Returns
-  // [B, T, d_model] with padded frames zero.
+  // x: [B, T, d_model]; lengths: [B] int64 valid frames, on the CPU.
+  // Returns [B, T, d_model] with padded frames zero.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& lengths);
+  void set_kernel_path(KernelPath path);
 
  private:
   int64_t d_model_;

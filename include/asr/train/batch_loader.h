@@ -1,6 +1,7 @@
 // Turns lists of utterance indices into padded tensors on background threads,
 // a few batches ahead of the training step, so a step never waits for I/O.
 #pragma once
+#include <c10/core/Event.h>
 #include <torch/types.h>
 
 #include <condition_variable>
@@ -17,10 +18,13 @@
 namespace asr {
 
 class Dataset;
+class DeviceFeed;
 class ThreadPool;
 
 struct Batch {
-  torch::Tensor audio;           // [B, T] float, zero padded
+  torch::Tensor audio;           // [B, T] float, zero padded (host)
+  torch::Tensor device_audio;    // the same on the training device (DeviceFeed)
+  std::shared_ptr<c10::Event> copied;  // the device copy's completion (GPU)
   torch::Tensor lengths;         // [B] int64, true lengths in samples
   torch::Tensor targets;         // [sum(target_lengths)] int64, concatenated token ids
   torch::Tensor target_lengths;  // [B] int64
@@ -45,8 +49,10 @@ class BatchLoader {
   };
 
   // Starts loading `jobs` in order, keeping at most `prefetch` batches ready.
+  // `feed` (optional, outliving the loader) starts each batch's copy to the
+  // training device from the loader thread.
   BatchLoader(const Dataset& dataset, std::vector<Job> jobs, AugmentOptions augment, uint64_t seed, int prefetch,
-              int threads);
+              int threads, const DeviceFeed* feed = nullptr);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -61,6 +67,7 @@ class BatchLoader {
 
   const Dataset& dataset_;
   std::vector<Job> jobs_;
+  const DeviceFeed* feed_;
   AugmentOptions augment_;
   uint64_t seed_;
   size_t prefetch_;

@@ -49,6 +49,11 @@ struct TrainLoopConfig {
   int prefetch = 4;               // batches loaded ahead of the step
   int log_every = 10;             // steps between metrics records
   bool deterministic = true;      // deterministic kernels; needed for bit-exact resume
+  std::string device = "auto";    // "auto" (a GPU when there is one), "cpu" or "cuda"
+  std::string precision = "auto"; // "auto" (bf16 on a GPU, fp32 on the CPU), "fp32" or "bf16"
+  bool tf32 = true;               // TF32 tensor cores for float32 matmuls on a GPU
+  std::string kernels = "auto";   // "auto" (CPU-tuned on the CPU) or "generic" (the GPU path everywhere)
+  bool profile = false;           // time each phase of the step, synchronizing the device (slower)
 };
 
 struct CheckpointConfig {

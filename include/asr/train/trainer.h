@@ -2,6 +2,8 @@
 // optimizer and the run directory, and talks to the other ranks only through
 // the Communicator it is given.
 #pragma once
+#include <c10/core/Device.h>
+
 #include <memory>
 #include <string>
 
@@ -16,9 +18,10 @@ class Communicator;
 
 class Trainer {
  public:
-  // Opens the datasets, builds the model and optimizer, and makes every rank
-  // start from rank 0's parameters.
-  Trainer(TrainConfig config, distributed::Communicator& comm);
+  // Opens the datasets, builds the model on `device` (the rank's, from
+  // distributed::join_world) and the optimizer, and makes every rank start
+  // from rank 0's parameters.
+  Trainer(TrainConfig config, distributed::Communicator& comm, c10::Device device = c10::Device(c10::kCPU));
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;

@@ -25,7 +25,8 @@ struct TrainProgress {
   int64_t step = 0;               // optimizer steps taken
   SamplerPosition position;       // next global batch
   std::optional<double> best_cer;
-  int64_t skipped_steps = 0;      // steps skipped for a non-finite loss or gradient
+  int64_t skipped_steps = 0;      // steps every rank skipped (non-finite values or out of memory)
+  int64_t oom_skipped_steps = 0;  // of those, steps some rank ran out of memory in
   int64_t last_eval_step = -1;    // not checkpointed: bookkeeping of this process
   int64_t last_checkpoint_step = -1;
 };
