@@ -192,67 +192,84 @@ class PooledBatchNormFn : public torch::autograd::Function<PooledBatchNormFn> {
   static variable_list backward(AutogradContext* ctx, variable_list dys) {
     auto saved = ctx->get_saved_variables();
     const size_t n = saved.size() - 5;
-    const auto &weight = saved[n], &mean = saved[n + 1], &variance = saved[n + 2], &a = saved[n + 3],
-               &c = saved[n + 4];
-    const double frames = static_cast<double>(ctx->saved_data["frames"].toInt());
-    const double eps = ctx->saved_data["eps"].toDouble();
-    const bool relu = ctx->saved_data["relu"].toBool();
+    const Saved st{saved[n],     saved[n + 1], saved[n + 2], saved[n + 3], saved[n + 4],
+                   static_cast<double>(ctx->saved_data["frames"].toInt()), ctx->saved_data["eps"].toDouble(),
+                   ctx->saved_data["relu"].toBool()};
     auto* stats = reinterpret_cast<BatchStatistics*>(ctx->saved_data["stats"].toInt());
-    const auto f64 = weight.options().dtype(at::kDouble).device(at::kCPU);
+    std::vector<at::Tensor> xs(saved.begin(), saved.begin() + static_cast<std::ptrdiff_t>(n)), gated(n);
+    auto [sum_g, sum_gx] = gradient_sums(xs, dys, st, gated);
+    if (stats && stats->synchronized()) {
+      // The global batch's sums: batch norm's statistics span every rank.
+      const int64_t c = st.weight.size(0);
+      auto packed = torch::cat({sum_g, sum_gx, torch::zeros({1}, sum_g.options())});
+      stats->sum(packed);
+      sum_g = packed.narrow(0, 0, c).clone();
+      sum_gx = packed.narrow(0, c, c).clone();
+    }
+    return input_gradients(xs, dys, gated, st, sum_g, sum_gx);
+  }
 
-    // Pass 1: sums of the (ReLU-gated) gradient and of gradient * input.
-    auto sum_g = torch::zeros({weight.size(0)}, f64), sum_gx = torch::zeros({weight.size(0)}, f64);
-    std::vector<at::Tensor> gated(n);
-    for (size_t i = 0; i < n; ++i) {
-      const auto& x = saved[i];
-      auto dy = dys[i].contiguous();
-      dys[i] = dy;
+ private:
+  struct Saved {
+    const at::Tensor &weight, &mean, &variance, &a, &c;
+    double frames, eps;
+    bool relu;
+  };
+
+  // Pass 1: per-channel sums of the (ReLU-gated) gradient and of gradient *
+  // input, in float64 on the CPU. `gated` keeps the gated gradients of the
+  // maps the CPU kernels do not take.
+  static std::pair<at::Tensor, at::Tensor> gradient_sums(const std::vector<at::Tensor>& xs, variable_list& dys,
+                                                         const Saved& st, std::vector<at::Tensor>& gated) {
+    const auto f64 = st.weight.options().dtype(at::kDouble).device(at::kCPU);
+    auto sum_g = torch::zeros({st.weight.size(0)}, f64), sum_gx = torch::zeros({st.weight.size(0)}, f64);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const auto& x = xs[i];
+      dys[i] = dys[i].contiguous();
       if (use_cpu_kernels(x)) {  // a, c and the k_* live with the weight, on x's device
-        gradient_sums_kernel(dy, x, a.data_ptr<float>(), c.data_ptr<float>(), relu, sum_g.data_ptr<double>(),
-                             sum_gx.data_ptr<double>());
+        gradient_sums_kernel(dys[i], x, st.a.data_ptr<float>(), st.c.data_ptr<float>(), st.relu,
+                             sum_g.data_ptr<double>(), sum_gx.data_ptr<double>());
       } else {
-        auto g = relu ? dy * (at::addcmul(per_channel(c), x, per_channel(a)) > 0) : dy;
+        auto g = st.relu ? dys[i] * (at::addcmul(per_channel(st.c), x, per_channel(st.a)) > 0) : dys[i];
         sum_g += g.sum(at::IntArrayRef{0, 2}).to(f64);
         sum_gx += (g * x).sum(at::IntArrayRef{0, 2}).to(f64);
         gated[i] = g;
       }
     }
-    if (stats && stats->synchronized()) {
-      // The global batch's sums: batch norm's statistics span every rank.
-      auto packed = torch::cat({sum_g, sum_gx, torch::zeros({1}, f64)});
-      stats->sum(packed);
-      sum_g = packed.narrow(0, 0, weight.size(0)).clone();
-      sum_gx = packed.narrow(0, weight.size(0), weight.size(0)).clone();
-    }
-    // d_bias = sum(g); d_weight = sum(g * x_hat) = r * (sum(g*x) - mean * sum(g)), r = 1/sqrt(var + eps).
-    // dx = weight*r * (g - d_bias/N - x_hat * d_weight/N) = k_dy*g + k_x*x + k_1.
-    auto mean64 = mean.to(f64), r = torch::rsqrt(variance.to(f64) + eps);
+    return {sum_g, sum_gx};
+  }
+
+  // Pass 2. d_bias = sum(g); d_weight = sum(g * x_hat) = r * (sum(g*x) -
+  // mean * sum(g)), r = 1/sqrt(var + eps); dx = weight*r * (g - d_bias/N -
+  // x_hat * d_weight/N) = k_dy*g + k_x*x + k_1.
+  static variable_list input_gradients(const std::vector<at::Tensor>& xs, const variable_list& dys,
+                                       const std::vector<at::Tensor>& gated, const Saved& st,
+                                       const at::Tensor& sum_g, const at::Tensor& sum_gx) {
+    const auto f64 = sum_g.options();
+    auto mean64 = st.mean.to(f64), r = torch::rsqrt(st.variance.to(f64) + st.eps);
     auto d_bias = sum_g, d_weight = r * (sum_gx - mean64 * sum_g);
-    auto k_dy = weight.to(f64) * r;
-    auto k_x = -k_dy * r * d_weight / frames;
-    auto k_1 = -k_dy * d_bias / frames - k_x * mean64;
-    auto as_param = [&](const at::Tensor& t) { return t.to(weight.options()).contiguous(); };
+    auto k_dy = st.weight.to(f64) * r;
+    auto k_x = -k_dy * r * d_weight / st.frames;
+    auto k_1 = -k_dy * d_bias / st.frames - k_x * mean64;
+    auto as_param = [&](const at::Tensor& t) { return t.to(st.weight.options()).contiguous(); };
     k_dy = as_param(k_dy);
     k_x = as_param(k_x);
     k_1 = as_param(k_1);
-
-    // Pass 2: the input gradients.
     variable_list grads;
-    grads.reserve(n + 7);
-    for (size_t i = 0; i < n; ++i) {
-      const auto& x = saved[i];
+    grads.reserve(xs.size() + 8);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const auto& x = xs[i];
       if (use_cpu_kernels(x)) {
-        grads.push_back(input_gradient_kernel(dys[i], x, a.data_ptr<float>(), c.data_ptr<float>(), relu,
+        grads.push_back(input_gradient_kernel(dys[i], x, st.a.data_ptr<float>(), st.c.data_ptr<float>(), st.relu,
                                               k_dy.data_ptr<float>(), k_x.data_ptr<float>(),
                                               k_1.data_ptr<float>()));
       } else {
-        grads.push_back(
-            at::addcmul(per_channel(k_1), x, per_channel(k_x)).addcmul_(gated[i], per_channel(k_dy)));
+        grads.push_back(at::addcmul(per_channel(k_1), x, per_channel(k_x)).addcmul_(gated[i], per_channel(k_dy)));
       }
     }
     grads.push_back(as_param(d_weight));
     grads.push_back(as_param(d_bias));
-    grads.resize(n + 8);  // mean, variance, frames, eps, relu, stats: no gradient
+    grads.resize(xs.size() + 8);  // mean, variance, frames, eps, relu, stats: no gradient
     return grads;
   }
 };
