@@ -41,12 +41,27 @@ endif()
 
 find_package(Torch REQUIRED)
 # The C++ standard follows the LibTorch in use: its headers need C++17, and
-# C++20 from PyTorch 2.12 on (an #error otherwise). docs/building.md.
+# newer ones C++20 (they stop with an #error under C++17; public reports put
+# that between 2.12 and 2.14). Rather than trust a version table, the headers
+# are asked: one that tests __cplusplus against 202002L decides it.
+# docs/building.md.
+set(_asr_cxx_standard 17)
 if(Torch_VERSION VERSION_GREATER_EQUAL 2.12)
-  set(CMAKE_CXX_STANDARD 20)
+  set(_asr_cxx_standard 20)
 else()
-  set(CMAKE_CXX_STANDARD 17)
+  foreach(_dir IN LISTS TORCH_INCLUDE_DIRS)
+    foreach(_sub c10/macros c10/util ATen torch)
+      if(IS_DIRECTORY "${_dir}/${_sub}" AND _asr_cxx_standard EQUAL 17)
+        execute_process(COMMAND grep -rlqE "__cplusplus *< *202002L" "${_dir}/${_sub}"
+                        RESULT_VARIABLE _asr_grep OUTPUT_QUIET ERROR_QUIET)
+        if(_asr_grep EQUAL 0)
+          set(_asr_cxx_standard 20)
+        endif()
+      endif()
+    endforeach()
+  endforeach()
 endif()
+set(CMAKE_CXX_STANDARD ${_asr_cxx_standard})
 set(CMAKE_CXX_STANDARD_REQUIRED ON)
 message(STATUS "LibTorch ${Torch_VERSION}: C++${CMAKE_CXX_STANDARD}")
 
