@@ -107,9 +107,11 @@ if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES OR CUDA_FOUND)
   target_compile_definitions(asr_torch INTERFACE ASR_WITH_CUDA=1)
   # nccl.h: the CUDA toolkit's, Debian's libnccl-dev, or the nvidia-nccl pip
   # package beside the PyTorch wheel (site-packages/nvidia/nccl/include).
+  # The pip package's folder name has varied (nvidia/nccl, nvidia/cu13...).
   get_filename_component(_site "${Torch_DIR}/../../../.." ABSOLUTE)
+  file(GLOB _asr_pip_nccl LIST_DIRECTORIES true "${_site}/nvidia/*/include")
   find_path(ASR_NCCL_INCLUDE_DIR nccl.h
-            HINTS $ENV{NCCL_HOME}/include "${_site}/nvidia/nccl/include" "${_site}/nvidia/nccl/include"
+            HINTS $ENV{NCCL_HOME}/include $ENV{CUDA_HOME}/include ${_asr_pip_nccl}
                   ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include /usr/include)
   if(NOT ASR_NCCL_INCLUDE_DIR)
     message(FATAL_ERROR "CUDA LibTorch but no nccl.h: set NCCL_HOME or ASR_NCCL_INCLUDE_DIR (docs/building.md)")

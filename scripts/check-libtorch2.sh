@@ -997,6 +997,13 @@ ctest_summary() {
 full_cpu_build_and_test() {
   local t0
   t0=$(date +%s)
+  # A build dir made from another checkout would see this one's older file
+  # times as "up to date" and keep stale objects: it starts over instead
+  # (ccache in the root keeps that cheap).
+  if [[ "$(cat "$troot/build/cpu/.asr-source" 2>/dev/null)" != "$repo" ]]; then
+    rm -rf --one-file-system "$troot/build/cpu"
+    mkdir -p "$troot/build/cpu" && printf '%s' "$repo" >"$troot/build/cpu/.asr-source"
+  fi
   say "CPU build against LibTorch 2.6 in /build/cpu (log: $logs/build-cpu.log)"
   if ! logged build-cpu in_root bash -c "
       set -e
@@ -1019,6 +1026,68 @@ full_cpu_build_and_test() {
   say "ctest: $ctest_result"
   sed -n '/The following tests did not run:/,$p' "$logs/ctest-cpu.log"
   return "$rc"
+}
+
+# A checkpoint written under one LibTorch resumes under the other: this
+# machine's build (1.13) trains 8 steps of configs/tiny.toml and the 2.6
+# build in the root continues it to step 12, and the other way round. Each
+# continuation is compared with the writer continuing its own checkpoint
+# (the same config and seed continue the same way; only the library
+# differs). Both sides see the run folders at the same path, /tmp/asr-xver.
+full_cross_resume() {
+  local hb=${build_dir:-$repo/build} x=/tmp/asr-xver t0 rc=0
+  if [[ ! -x $hb/asr_ddp || ! -x $hb/asr_preprocess ]]; then
+    cross_resume="not run (no build of this machine's LibTorch in $hb; pass --build-dir)"
+    return 0
+  fi
+  t0=$(date +%s)
+  say "checkpoints across versions: $hb (LibTorch 1.13) <-> /build/cpu (2.6) (log: $logs/cross-resume.log)"
+  rm -rf "$x" && mkdir -p "$x"
+  mount_at "$troot$x" --bind "$x"
+  logged cross-resume cross_resume_runs "$hb" "$x" || rc=$?
+  grep '^cross-resume:' "$logs/cross-resume.log" | sed 's/^/  /'
+  if ((rc == 0)); then
+    cross_resume="ok in $(elapsed "$t0") s ($(grep -c '^cross-resume: .* resumed' "$logs/cross-resume.log") directions)"
+  else
+    cross_resume="FAILED (log: $logs/cross-resume.log)"
+    tail -20 "$logs/cross-resume.log"
+  fi
+  umount "$troot$x" 2>/dev/null || true
+  rm -rf "$x"
+  return "$rc"
+}
+
+cross_resume_runs() { # HOST_BUILD DIR
+  local hb=$1 x=$2
+  "$repo/scripts/make-synthetic-ljspeech" --output "$x/corpus" --count 24 --jobs "$jobs" --seed 7 &&
+    "$hb/asr_preprocess" --input "$x/corpus" --output "$x/data" --val 4 --test 2 --vocab-size 48 --shards 2 &&
+    cp "$repo/configs/tiny.toml" "$x/tiny.toml" || return 1
+  local -a args=(--config "$x/tiny.toml" --data "$x/data" --set train.log_every=1 --set log.progress=plain
+    --set schedule.total_steps=40 --set eval.every=0 --set checkpoint.every=4)
+  old() { env OMP_NUM_THREADS=1 "$hb/asr_ddp" "${args[@]}" "$@"; }
+  new() { in_root env OMP_NUM_THREADS=1 /build/cpu/asr_ddp "${args[@]}" "$@"; }
+  local writer reader
+  for writer in old new; do
+    reader=$([[ $writer == old ]] && echo new || echo old)
+    "$writer" --run-dir "$x/$writer" --max-steps 8 &&
+      cp -a "$x/$writer" "$x/$writer-by-$reader" &&
+      "$writer" --run-dir "$x/$writer" --max-steps 12 --resume auto &&
+      "$reader" --run-dir "$x/$writer-by-$reader" --max-steps 12 --resume auto || return 1
+    python3 - "$x/$writer" "$x/$writer-by-$reader" "$writer" "$reader" <<'PY'
+import json, sys
+names = {"old": "1.13", "new": "2.6"}
+def after_resume(run):
+    return [r["loss"] for r in map(json.loads, open(run + "/metrics.jsonl")) if "loss" in r and r["step"] > 8]
+a, b = after_resume(sys.argv[1]), after_resume(sys.argv[2])
+if len(a) != 4 or len(b) != 4:
+    sys.exit(f"cross-resume: expected 4 steps after the resume, got {len(a)} and {len(b)}")
+worst = max(abs(p - q) / abs(p) for p, q in zip(a, b))
+print(f"cross-resume: written by {names[sys.argv[3]]}, resumed by {names[sys.argv[4]]} at step 8: "
+      f"steps 9-12 within {worst:.1e} (relative) of {names[sys.argv[3]]} continuing itself")
+sys.exit(0 if worst < 1e-3 else 1)
+PY
+    [[ $? == 0 ]] || return 1
+  done
 }
 
 # The CUDA LibTorch cannot be installed next to the CPU one (the -dev and
@@ -1070,7 +1139,7 @@ full_cuda_link() {
   # A build dir configured with other arguments starts over (ccache in the
   # root makes that cheap); reconfiguring in place would keep stale find
   # results, such as the CPU LibTorch's.
-  if [[ "$(cat "$troot/build/cuda/.asr-configure-args" 2>/dev/null)" != "$args" ]]; then
+  if [[ "$(cat "$troot/build/cuda/.asr-configure-args" 2>/dev/null)" != "$repo|$args" ]]; then
     rm -rf --one-file-system "$troot/build/cuda"
   fi
   say "CUDA build of asr_ddp in /build/cuda (log: $logs/build-cuda.log)"
@@ -1081,7 +1150,7 @@ full_cuda_link() {
         printf '%s' \"\$1\" >/build/cuda/.asr-configure-args
       fi
       grep -q 'ASR_WITH_CUDA=1' /build/cuda/build.ninja || { echo 'error: LibTorch found without CUDA'; exit 1; }
-      cmake --build /build/cuda --target asr_ddp -j $jobs" _ "$args"; then
+      cmake --build /build/cuda --target asr_ddp -j $jobs" _ "$repo|$args"; then
     cuda_link="FAILED after $(elapsed "$t0") s"
     grep -E 'error|Error|FAILED|not found' "$logs/build-cuda.log" | grep -v '^\[' | head -40
     return 1
@@ -1104,10 +1173,12 @@ run_full_check() {
   ensure_root_packages
   local failed=0
   cpu_build="not run" ctest_result="not run" cuda_link="not run"
+  cross_resume="not run"
   full_cpu_build_and_test || failed=1
+  if [[ $cpu_build == ok* ]]; then full_cross_resume || failed=1; fi
   full_cuda_link || failed=1
   echo
-  echo "libtorch2 full check: build ${cpu_build}; ctest ${ctest_result}; CUDA link of asr_ddp ${cuda_link} (LibTorch $(in_root dpkg-query -W -f='${Version}' libtorch-dev), $(elapsed) s)"
+  echo "libtorch2 full check: build ${cpu_build}; ctest ${ctest_result}; checkpoints 1.13 <-> 2.6 ${cross_resume}; CUDA link of asr_ddp ${cuda_link} (LibTorch $(in_root dpkg-query -W -f='${Version}' libtorch-dev), $(elapsed) s)"
   return "$failed"
 }
 

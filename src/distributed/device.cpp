@@ -8,7 +8,10 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
-#include <nccl.h>
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL 1  // NCCLUtils.hpp declares its API only with it
+#endif
+#include <torch/csrc/distributed/c10d/NCCLUtils.hpp>
 #endif
 
 namespace asr::distributed {
@@ -64,12 +67,13 @@ std::string uuid_text(const cudaDeviceProp& p) {
 }
 
 std::string versions() {
-  int nccl = 0;
-  ncclGetVersion(&nccl);
   const long cudnn = at::detail::getCUDAHooks().versionCuDNN();
-  // NCCL >= 2.9 encodes major*10000 + minor*100 + patch; cuDNN >= 9 major*10000 + minor*100 + patch.
-  return fmt::format("CUDA {}.{}, cuDNN {}.{}.{}, NCCL {}.{}.{}", CUDA_VERSION / 1000, (CUDA_VERSION % 1000) / 10,
-                     cudnn / 10000, (cudnn / 100) % 100, cudnn % 100, nccl / 10000, (nccl / 100) % 100, nccl % 100);
+  // cuDNN >= 9 encodes major*10000 + minor*100 + patch. The NCCL version is
+  // the one LibTorch loaded, asked through LibTorch: calling ncclGetVersion
+  // ourselves would link libnccl directly, which the PyTorch wheel keeps in a
+  // pip package of its own (the trixie full check caught that link error).
+  return fmt::format("CUDA {}.{}, cuDNN {}.{}.{}, NCCL {}", CUDA_VERSION / 1000, (CUDA_VERSION % 1000) / 10,
+                     cudnn / 10000, (cudnn / 100) % 100, cudnn % 100, c10d::getNcclVersion());
 }
 #endif
 
