@@ -1021,7 +1021,9 @@ full_cpu_build_and_test() {
   t0=$(date +%s)
   say "running the test suite: ctest -j $jobs (log: $logs/ctest-cpu.log)"
   local rc=0
-  logged ctest-cpu in_root bash -c "cd /build/cpu && ctest -j $jobs --output-on-failure" || rc=$?
+  # All but the compile check: inside the root, LibTorch 2.6 is the system's
+  # and this build just compiled every file against it.
+  logged ctest-cpu in_root bash -c "cd /build/cpu && ctest -j $jobs --output-on-failure -E '^cli\.libtorch2_compile\$'" || rc=$?
   ctest_result="$(ctest_summary "$logs/ctest-cpu.log") in $(elapsed "$t0") s"
   say "ctest: $ctest_result"
   sed -n '/The following tests did not run:/,$p' "$logs/ctest-cpu.log"

@@ -15,6 +15,8 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
+#include <type_traits>
 
 #include "asr/distributed/device.h"
 #include "asr/distributed/world.h"
@@ -69,6 +71,32 @@ milliseconds connect_timeout(const GroupSpec& spec) { return std::max(spec.timeo
 
 std::vector<uint8_t> c10d_bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 
+// LibTorch 2.4 on turns TCPStoreOptions::useLibUV on by default, and a
+// LibTorch built without libuv (Debian's 2.6) then refuses to open any store.
+// The libuv server scales better, so it is kept where it exists; where the
+// library says it lacks it, the classic server is used. Older LibTorch has
+// no such option (detected from the type, not from a version number).
+template <typename Options, typename = void>
+struct HasUseLibUV : std::false_type {};
+template <typename Options>
+struct HasUseLibUV<Options, std::void_t<decltype(std::declval<Options&>().useLibUV)>> : std::true_type {};
+
+// A template so that the branch naming useLibUV is only compiled where it exists.
+template <typename Options>
+c10::intrusive_ptr<c10d::TCPStore> make_store(const std::string& host, Options opts) {
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(host, opts);
+  } catch (const std::exception& e) {
+    if constexpr (HasUseLibUV<Options>::value) {
+      if (opts.useLibUV && std::string_view(e.what()).find("libuv") != std::string_view::npos) {
+        opts.useLibUV = false;
+        return c10::make_intrusive<c10d::TCPStore>(host, opts);
+      }
+    }
+    throw;
+  }
+}
+
 c10::intrusive_ptr<c10d::TCPStore> open_store(const std::string& host, int port, bool server, int world,
                                                milliseconds timeout, int rank) {
   c10d::TCPStoreOptions opts;
@@ -81,12 +109,12 @@ c10::intrusive_ptr<c10d::TCPStore> open_store(const std::string& host, int port,
   opts.waitWorkers = false;
   opts.timeout = timeout;
   try {
-    return c10::make_intrusive<c10d::TCPStore>(host, opts);
+    return make_store(host, opts);
   } catch (const std::exception& e) {
     std::string what = e.what();
     if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
     throw CollectiveError(fmt::format(
-        "rank {}: could not {} the rendezvous store at {}:{} within {:.0f} s: {}. Check MASTER_ADDR/MASTER_PORT "
+        "rank {}: could not {} the rendezvous store at {}:{} (timeout {:.0f} s): {}. Check MASTER_ADDR/MASTER_PORT "
         "(or dist.master_addr and dist.master_port) and that rank 0 is running.",
         rank, server ? "open" : "reach", host, port, timeout.count() / 1000.0, what));
   }

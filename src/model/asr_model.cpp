@@ -3,11 +3,13 @@
 #include <torch/torch.h>
 
 #include "asr/core/error.h"
+#include "asr/model/cpu_convolution_check.h"
 #include "asr/model/packed_frames.h"
 
 namespace asr::model {
 
 AsrModelImpl::AsrModelImpl(const ModelConfig& cfg) : cfg_(cfg) {
+  check_cpu_convolution_gradients();  // once per process; see its header
   if (cfg.vocab_size < 2) {
     throw asr::Error("model.vocab_size: " + std::to_string(cfg.vocab_size) +
                      " is too small; it comes from the tokenizer (blank + at least one token)");

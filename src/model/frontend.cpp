@@ -231,7 +231,11 @@ FrontendOutput WaveformFrontend::forward_batched(const at::Tensor& waveform, con
     h = b.norm->forward_batched(h, mask, total(frames), /*relu=*/true);
     auto y = at::conv1d(at::constant_pad_nd(h, {b.down_pad, b.down_pad}), b.down->weight, b.down->bias,
                         at::IntArrayRef{b.stride});
-    auto skip = at::conv1d(x, b.skip->weight, b.skip->bias, at::IntArrayRef{b.stride}).narrow(2, 0, y.size(2));
+    // The strided 1x1 skip as a slice and an unstrided 1x1 conv: the same
+    // numbers, and it keeps clear of convolution backward with stride >
+    // kernel, which LibTorch 2.6's CPU (oneDNN) path leaves uninitialized
+    // where no window reads the input (NaN gradients; the trixie check found it).
+    auto skip = at::conv1d(x.slice(2, 0, x.size(2), b.stride), b.skip->weight, b.skip->bias).narrow(2, 0, y.size(2));
     frames = conv_frames(frames, kernel_, b.stride, b.down_pad);
     mask = frame_mask(frames, y.size(2), dev);
     x = masked(y + skip, mask);

@@ -21,35 +21,87 @@ std::string optimizer_to_bytes(const torch::optim::Optimizer& optimizer) {
 
 namespace {
 
-// An optimizer's state entry for a parameter. LibTorch 1.13 keys the state by
+// An optimizer's state key for a parameter. LibTorch 1.13 keys the state by
 // the printed TensorImpl address, 2.x by the address itself.
 template <class States>
-auto find_state(States& states, const at::Tensor& p) {
+auto state_key(const States&, const at::Tensor& p) {
   using Key = typename States::key_type;
   if constexpr (std::is_same_v<Key, std::string>) {
     std::ostringstream key;
     key << static_cast<const void*>(p.unsafeGetTensorImpl());
-    return states.find(key.str());
+    return key.str();
   } else {
-    return states.find(p.unsafeGetTensorImpl());
+    return static_cast<Key>(p.unsafeGetTensorImpl());
   }
 }
 
-// Checkpoints load through the CPU; AdamW's moments move to their
-// parameter's device (a GPU checkpoint resumes on a CPU and the other way round).
-void move_state_to_parameters(torch::optim::Optimizer& optimizer) {
-  auto& states = optimizer.state();
-  for (auto& group : optimizer.param_groups())
-    for (auto& p : group.params()) {
-      auto it = find_state(states, p);
-      if (it == states.end()) continue;
-      auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get());
-      if (!adamw) continue;
-      const auto dev = p.device();
-      if (adamw->exp_avg().defined()) adamw->exp_avg(adamw->exp_avg().to(dev));
-      if (adamw->exp_avg_sq().defined()) adamw->exp_avg_sq(adamw->exp_avg_sq().to(dev));
-      if (adamw->max_exp_avg_sq().defined()) adamw->max_exp_avg_sq(adamw->max_exp_avg_sq().to(dev));
-    }
+torch::serialize::InputArchive sub_archive(torch::serialize::InputArchive& archive, const std::string& key) {
+  torch::serialize::InputArchive sub;
+  archive.read(key, sub);
+  return sub;
+}
+
+int64_t read_count(torch::serialize::InputArchive& archive, const std::string& key) {
+  at::Tensor t;
+  archive.read(key, t);
+  return t.item<int64_t>();
+}
+
+// One parameter group of LibTorch's optimizer archive ("1.5.0" layout, the
+// same in 1.13 and 2.x): its options, and each parameter's state found
+// through the key the writer used for it.
+void restore_group(torch::optim::OptimizerParamGroup& group, torch::serialize::InputArchive& saved,
+                   torch::serialize::InputArchive& states, torch::optim::Optimizer& optimizer, size_t index) {
+  const auto n = static_cast<size_t>(read_count(saved, "params/size"));
+  if (n != group.params().size())
+    throw DataError("parameter group " + std::to_string(index) + " has " + std::to_string(n) +
+                    " parameters in the checkpoint, " + std::to_string(group.params().size()) + " in this model");
+  auto options_archive = sub_archive(saved, "options");
+  auto options = std::make_unique<torch::optim::AdamWOptions>(0.0);
+  options->serialize(options_archive);
+  group.set_options(std::move(options));
+  for (size_t j = 0; j < n; ++j) {
+    c10::IValue key;
+    saved.read("params/" + std::to_string(j), key);
+    torch::serialize::InputArchive state_archive;
+    if (!states.try_read(key.toStringRef(), state_archive)) continue;  // never stepped
+    auto state = std::make_unique<torch::optim::AdamWParamState>();
+    state->serialize(state_archive);
+    const auto& p = group.params()[j];
+    if (state->exp_avg().defined() && state->exp_avg().sizes() != p.sizes())
+      throw DataError("parameter " + std::to_string(j) + " of group " + std::to_string(index) + " has shape " +
+                      c10::str(p.sizes()) + " but its saved optimizer state " + c10::str(state->exp_avg().sizes()));
+    // Moments live on their parameter's device: checkpoints load through the
+    // CPU, so a GPU checkpoint resumes on a CPU and the other way round.
+    const auto dev = p.device();
+    if (state->exp_avg().defined()) state->exp_avg(state->exp_avg().to(dev));
+    if (state->exp_avg_sq().defined()) state->exp_avg_sq(state->exp_avg_sq().to(dev));
+    if (state->max_exp_avg_sq().defined()) state->max_exp_avg_sq(state->max_exp_avg_sq().to(dev));
+    auto& all = optimizer.state();
+    all[state_key(all, p)] = std::move(state);
+  }
+}
+
+// AdamW's state read from LibTorch's own archive, matched to the parameters
+// by position. LibTorch's AdamW::load cannot be used across versions: 1.13
+// writes its keys as hexadecimal addresses, which 2.x parses with stoull into
+// one key for every parameter (all of them then share one state).
+void restore_adamw(torch::optim::Optimizer& optimizer, torch::serialize::InputArchive& archive) {
+  c10::IValue version;
+  archive.read("pytorch_version", version);
+  if (!version.isString() || version.toStringRef() != "1.5.0")
+    throw DataError("unknown optimizer archive layout (pytorch_version " + version.tagKind() + ")");
+  auto states = sub_archive(archive, "state");
+  auto groups = sub_archive(archive, "param_groups");
+  const auto n = static_cast<size_t>(read_count(groups, "param_groups/size"));
+  if (n != optimizer.param_groups().size())
+    throw DataError(std::to_string(n) + " parameter groups in the checkpoint, " +
+                    std::to_string(optimizer.param_groups().size()) + " in this optimizer");
+  optimizer.state().clear();
+  for (size_t i = 0; i < n; ++i) {
+    auto saved = sub_archive(groups, "param_groups/" + std::to_string(i));
+    restore_group(optimizer.param_groups()[i], saved, states, optimizer, i);
+  }
 }
 
 }  // namespace
@@ -57,12 +109,14 @@ void move_state_to_parameters(torch::optim::Optimizer& optimizer) {
 void optimizer_from_bytes(torch::optim::Optimizer& optimizer, const std::string& bytes, const std::string& source) {
   auto archive = open_state_archive(bytes, source, "optimizer");
   try {
-    optimizer.load(archive);
+    restore_adamw(optimizer, archive);
+  } catch (const DataError& e) {
+    throw DataError("checkpoint " + source + ": cannot load the optimizer state (a different optimizer or model?): " +
+                    e.what());
   } catch (const c10::Error& e) {
     throw DataError("checkpoint " + source + ": cannot load the optimizer state (a different optimizer or model?): " +
-                e.what_without_backtrace());
+                    e.what_without_backtrace());
   }
-  move_state_to_parameters(optimizer);
 }
 
 std::string generator_state_to_bytes(at::Generator generator) {

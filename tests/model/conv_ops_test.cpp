@@ -1,6 +1,9 @@
 #include "asr/model/conv_ops.h"
+#include "asr/model/cpu_convolution_check.h"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <torch/torch.h>
 
 using namespace asr::model;
@@ -89,3 +92,35 @@ TEST(ConvOps, ChunkedTakesAsymmetricPaddingLikeAnEvenSameConv) {
   }
 }
 
+
+// The other tests compare our convolutions with LibTorch's in float32; this
+// one holds LibTorch's float32 convolution gradients to float64 (the
+// transposed convolution computed in float64), after the process-wide check
+// has had its say. Debian trixie's LibTorch 2.6 fails it without the check.
+TEST(CpuConvolution, Float32GradientsMatchFloat64AfterTheCheck) {
+  const auto& check = asr::model::check_cpu_convolution_gradients();
+  EXPECT_TRUE(std::isfinite(check.relative_error));
+  EXPECT_EQ(check.onednn_disabled, !check.message.empty());
+  torch::manual_seed(2);
+  for (int64_t stride : {1, 4}) {
+    SCOPED_TRACE(stride);
+    auto x = torch::randn({3, 8, 250}).requires_grad_();
+    auto w = torch::randn({8, 8, 8}).requires_grad_();
+    auto y = at::conv1d(x, w, {}, at::IntArrayRef{stride});
+    auto g = torch::randn(y.sizes());
+    y.backward(g);
+    auto gd = g.to(torch::kDouble);
+    auto expected_x = at::conv_transpose1d(gd, w.detach().to(torch::kDouble), {}, at::IntArrayRef{stride}, 0,
+                                           x.size(2) - ((y.size(2) - 1) * stride + 8));
+    // dW[o, i, k] = sum over b, t of g[b, o, t] x[b, i, t * stride + k]: a
+    // convolution of x by g with dilation = stride.
+    auto expected_w = at::conv1d(x.detach().to(torch::kDouble).transpose(0, 1), gd.transpose(0, 1), at::Tensor(),
+                                 at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{stride})
+                          .transpose(0, 1);
+    auto rel = [](const at::Tensor& a, const at::Tensor& b) {
+      return (a.to(torch::kDouble) - b).abs().max().item<double>() / b.abs().max().item<double>();
+    };
+    EXPECT_LE(rel(x.grad(), expected_x), 1e-4);
+    EXPECT_LE(rel(w.grad(), expected_w.narrow(2, 0, 8)), 1e-4);
+  }
+}

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "asr/core/atomic_file.h"
 #include "asr/core/error.h"
@@ -268,3 +269,80 @@ TEST(CheckpointTorch, MismatchedModelIsAnError) {
 }
 
 }  // namespace
+
+// LibTorch's optimizer archive names each parameter by its TensorImpl
+// address: LibTorch 1.13 writes it in hexadecimal ("0x55d0..."), 2.x in
+// decimal, and 2.x's own loader reads the hexadecimal keys as one key for
+// every parameter. A checkpoint written by either must restore each
+// parameter's moments to that parameter under either LibTorch.
+class OptimizerArchiveKeys : public ::testing::TestWithParam<bool> {};
+
+TEST_P(OptimizerArchiveKeys, RestoreEachParameterInEitherLibTorchLayout) {
+  const bool hexadecimal = GetParam();
+  torch::manual_seed(3);
+  Net net;
+  const auto params = net.parameters();
+  torch::serialize::OutputArchive archive, states, groups, group, options;
+  for (size_t j = 0; j < params.size(); ++j) {
+    // Keys in reverse order of the parameters, so that a loader going by
+    // key order instead of the group's list gets it wrong.
+    const uint64_t address = 0x7f0000001000ULL - 0x100 * j;
+    std::ostringstream key;
+    if (hexadecimal) key << "0x" << std::hex << address; else key << address;
+    torch::optim::AdamWParamState state;
+    state.step(static_cast<int64_t>(j + 1));
+    state.exp_avg(torch::full(params[j].sizes(), double(j + 1)));
+    state.exp_avg_sq(torch::full(params[j].sizes(), double(10 * (j + 1))));
+    torch::serialize::OutputArchive one;
+    state.serialize(one);
+    states.write(key.str(), one);
+    group.write("params/" + std::to_string(j), c10::IValue(key.str()));
+  }
+  group.write("params/size", torch::tensor(static_cast<int64_t>(params.size())));
+  torch::optim::AdamWOptions(3e-3).weight_decay(0.25).serialize(options);
+  group.write("options", options);
+  groups.write("param_groups/size", torch::tensor(int64_t{1}));
+  groups.write("param_groups/0", group);
+  archive.write("pytorch_version", c10::IValue("1.5.0"));
+  archive.write("state", states);
+  archive.write("param_groups", groups);
+
+  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(1.0));
+  asr::optimizer_from_bytes(optimizer, asr::archive_to_bytes(archive), "layout.ckpt");
+  ASSERT_EQ(optimizer.state().size(), params.size());
+  const auto& restored = static_cast<torch::optim::AdamWOptions&>(optimizer.param_groups()[0].options());
+  EXPECT_DOUBLE_EQ(restored.lr(), 3e-3);
+  EXPECT_DOUBLE_EQ(restored.weight_decay(), 0.25);
+  for (size_t j = 0; j < params.size(); ++j) {
+    bool found = false;
+    for (auto& [key, state] : optimizer.state()) {
+      auto& adamw = static_cast<torch::optim::AdamWParamState&>(*state);
+      if (adamw.step() != static_cast<int64_t>(j + 1)) continue;
+      found = true;
+      EXPECT_TRUE(torch::equal(adamw.exp_avg(), torch::full(params[j].sizes(), double(j + 1)))) << j;
+      EXPECT_TRUE(torch::equal(adamw.exp_avg_sq(), torch::full(params[j].sizes(), double(10 * (j + 1))))) << j;
+    }
+    EXPECT_TRUE(found) << "parameter " << j << " lost its state";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(LibTorch113AndLibTorch2, OptimizerArchiveKeys, ::testing::Values(true, false));
+
+TEST(CheckpointTorch, OptimizerStateOfAnotherModelIsADataError) {
+  Net a;
+  torch::optim::AdamW opt_a(a.parameters(), torch::optim::AdamWOptions(1e-2));
+  opt_a.zero_grad();
+  a.norm(a.fc(torch::randn({8, 4}))).pow(2).sum().backward();
+  opt_a.step();
+  const std::string bytes = asr::optimizer_to_bytes(opt_a);
+  auto fewer = a.parameters();
+  fewer.pop_back();
+  torch::optim::AdamW opt_b(fewer, torch::optim::AdamWOptions(1e-2));
+  try {
+    asr::optimizer_from_bytes(opt_b, bytes, "other.ckpt");
+    FAIL() << "no error";
+  } catch (const asr::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("other.ckpt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("parameters in the checkpoint"), std::string::npos) << e.what();
+  }
+}
