@@ -18,6 +18,7 @@
 #include "asr/distributed/device.h"
 #include "asr/model/asr_model.h"
 #include "asr/model/batch_statistics.h"
+#include "asr/model/cpu_convolution_check.h"
 #include "asr/model/precision.h"
 #include "asr/text/tokenizer.h"
 #include "asr/train/batch_loader.h"
@@ -201,6 +202,7 @@ void Trainer::Impl::log_start() const {
                !device.is_cpu() && cfg.train.tf32 && !bf16 ? " (TF32 matmuls)" : "",
                cfg.train.kernels == "generic" || !device.is_cpu() ? "device-generic" : "CPU-tuned",
                batch_stats->synchronized() ? ", batch norm synchronized over all ranks" : "");
+  if (const auto& conv = model::check_cpu_convolution_gradients(); !conv.message.empty()) spdlog::warn("{}", conv.message);
   double hours = 0;
   for (size_t i = 0; i < train_set.size(); ++i) hours += train_set.duration(i) / 3600;
   spdlog::info("data: {} train utterances ({:.2f} h){}", train_set.size(), hours,

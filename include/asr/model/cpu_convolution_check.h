@@ -7,7 +7,9 @@
 // build trains nothing and no comparison between two float32 paths notices.
 // The check runs one small convolution backward in float32 and in float64
 // once per process; when they disagree, oneDNN is switched off for the
-// process (LibTorch's native kernels are right) and the result says so.
+// process (LibTorch's native kernels are right) and the result says so; the
+// trainer logs that message (the check itself writes nothing: asr_decode's
+// standard output is its transcripts).
 #pragma once
 #include <string>
 
