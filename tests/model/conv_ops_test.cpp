@@ -99,7 +99,8 @@ TEST(ConvOps, ChunkedTakesAsymmetricPaddingLikeAnEvenSameConv) {
 // has had its say. Debian trixie's LibTorch 2.6 fails it without the check.
 TEST(CpuConvolution, Float32GradientsMatchFloat64AfterTheCheck) {
   const auto& check = asr::model::check_cpu_convolution_gradients();
-  EXPECT_TRUE(std::isfinite(check.relative_error));
+  EXPECT_FALSE(std::isnan(check.relative_error));  // infinite when the faulty path returned NaN
+  EXPECT_EQ(check.onednn_disabled, check.relative_error > 1e-4);
   EXPECT_EQ(check.onednn_disabled, !check.message.empty());
   torch::manual_seed(2);
   for (int64_t stride : {1, 4}) {
