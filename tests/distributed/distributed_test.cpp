@@ -193,7 +193,21 @@ struct Toy {
     if (use_first) l = l + params[0].sum();
     return l;
   }
+  // Fresh tensors holding `other`'s values (a replica on another rank).
+  static Toy copy_of(const Toy& other) {
+    Toy t;
+    for (size_t i = 0; i < t.params.size(); ++i) t.params[i].detach().copy_(other.params[i].detach());
+    return t;
+  }
 };
+
+// ~100-byte buckets: one parameter per bucket.
+GradSyncOptions tiny_buckets() {
+  GradSyncOptions o;
+  o.first_bucket_mb = 1e-4;
+  o.bucket_mb = 1e-4;
+  return o;
+}
 
 TEST(GradientSynchronizer, OverlapsBucketsWithBackwardInOrderAndScales) {
   at::manual_seed(0);
@@ -387,12 +401,8 @@ TEST(Gloo, OneRankGroupOverlapsBackwardIntoBucketViews) {
   Toy reference;
   reference.loss(x, true).backward();
   run_ranks(1, 20, [&](Communicator& comm) {
-    Toy toy;
-    for (size_t i = 0; i < toy.params.size(); ++i) toy.params[i].detach().copy_(reference.params[i].detach());
-    GradSyncOptions o;
-    o.first_bucket_mb = 1e-4;
-    o.bucket_mb = 1e-4;
-    GradientSynchronizer sync(comm, toy.params, o);
+    Toy toy = Toy::copy_of(reference);
+    GradientSynchronizer sync(comm, toy.params, tiny_buckets());
     ASSERT_TRUE(sync.gradients_are_bucket_views());
     std::vector<const void*> storage;
     for (auto& p : toy.params) storage.push_back(p.grad().data_ptr());
@@ -420,12 +430,8 @@ TEST(Gloo, DroppedStepJoinsTheBucketsWithZeros) {
   Toy reference;
   reference.loss(x, true).backward();
   run_ranks(2, 20, [&](Communicator& comm) {
-    Toy toy;
-    for (size_t i = 0; i < toy.params.size(); ++i) toy.params[i].detach().copy_(reference.params[i].detach());
-    GradSyncOptions o;
-    o.first_bucket_mb = 1e-4;
-    o.bucket_mb = 1e-4;
-    GradientSynchronizer sync(comm, toy.params, o);
+    Toy toy = Toy::copy_of(reference);
+    GradientSynchronizer sync(comm, toy.params, tiny_buckets());
     sync.begin_step(true);
     if (comm.rank() == 0) {
       toy.loss(x, true).backward();

@@ -172,6 +172,15 @@ struct Net : torch::nn::Module {
   torch::nn::BatchNorm1d norm{nullptr};
 };
 
+// The optimizer state of `net` after one AdamW step, as checkpoint bytes.
+std::string optimizer_bytes_after_one_step(Net& net) {
+  torch::optim::AdamW optimizer(net.parameters(), torch::optim::AdamWOptions(1e-2));
+  optimizer.zero_grad();
+  net.norm(net.fc(torch::randn({8, 4}))).pow(2).sum().backward();
+  optimizer.step();
+  return asr::optimizer_to_bytes(optimizer);
+}
+
 TEST(CheckpointTorch, ModuleOptimizerAndRngRoundTrip) {
   torch::manual_seed(1);
   Net a;
@@ -220,11 +229,7 @@ TEST(CheckpointTorch, ModuleOptimizerAndRngRoundTrip) {
 TEST(CheckpointTorch, OptimizerStateMovesToTheParametersDevice) {
   torch::manual_seed(1);
   Net a;
-  torch::optim::AdamW opt_a(a.parameters(), torch::optim::AdamWOptions(1e-2));
-  opt_a.zero_grad();
-  a.norm(a.fc(torch::randn({8, 4}))).pow(2).sum().backward();
-  opt_a.step();
-  const std::string bytes = asr::optimizer_to_bytes(opt_a);
+  const std::string bytes = optimizer_bytes_after_one_step(a);
 
   std::vector<torch::Tensor> meta;
   for (const auto& p : a.parameters())
@@ -330,11 +335,7 @@ INSTANTIATE_TEST_SUITE_P(LibTorch113AndLibTorch2, OptimizerArchiveKeys, ::testin
 
 TEST(CheckpointTorch, OptimizerStateOfAnotherModelIsADataError) {
   Net a;
-  torch::optim::AdamW opt_a(a.parameters(), torch::optim::AdamWOptions(1e-2));
-  opt_a.zero_grad();
-  a.norm(a.fc(torch::randn({8, 4}))).pow(2).sum().backward();
-  opt_a.step();
-  const std::string bytes = asr::optimizer_to_bytes(opt_a);
+  const std::string bytes = optimizer_bytes_after_one_step(a);
   auto fewer = a.parameters();
   fewer.pop_back();
   torch::optim::AdamW opt_b(fewer, torch::optim::AdamWOptions(1e-2));
