@@ -95,6 +95,8 @@ std::string check_value(bool, const Rule&) { return ""; }
 template <class T>
 std::string check_value(T v, const Rule& r) {
   const double d = static_cast<double>(v);
+  // No key means anything by inf or nan; an open range end is not an invitation.
+  if (!std::isfinite(d)) return "must be a finite number, " + describe(r) + " (got " + format_number(d) + ")";
   return number_ok(d, r) ? "" : describe(r) + " (got " + format_number(d) + ")";
 }
 std::string check_value(const std::vector<int>& v, const Rule& r) {
@@ -257,6 +259,12 @@ std::string toml_value(const FieldRef& value) {
 
 // ---------------------------------------------------------------- Document
 
+static std::string join_names(const std::set<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 struct Document::Impl {
   std::string source;
   toml::table root;
@@ -264,6 +272,9 @@ struct Document::Impl {
 
   std::string where(const std::string& key, const toml::node* node = nullptr) const {
     if (auto it = overrides.find(key); it != overrides.end()) return "--set " + it->second;
+    // A section that only an override created ("--set optm.lr=1" -> "optm").
+    for (const auto& [set_key, spec] : overrides)
+      if (set_key.rfind(key + ".", 0) == 0 && !(node && node->source().begin.line > 0)) return "--set " + spec;
     if (!node) node = find_node(root, key);
     if (node && node->source().begin.line > 0) return source + ":" + std::to_string(node->source().begin.line);
     return source;
@@ -326,6 +337,12 @@ void Document::Impl::reject_unknown(const toml::table& table, const std::string&
       continue;
     }
     if (sections.count(path)) fail(path, "is a section, not a value", &node);
+    if (node.is_table()) {
+      const std::string near = closest_match(path, std::vector<std::string>(sections.begin(), sections.end()));
+      fail(path, "unknown section" + (near.empty() ? "; the sections are " + join_names(sections)
+                                                   : "; did you mean [" + near + "]?"),
+           &node);
+    }
     // Same name in another section first ("train.lr" -> "optim.lr"), then the nearest spelling.
     std::string hint;
     for (const auto& f : fields)

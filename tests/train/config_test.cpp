@@ -166,6 +166,35 @@ TEST(Config, OverridesApplyAndAreChecked) {
   EXPECT_NE(msg.find("optim.lr"), std::string::npos) << msg;
 }
 
+TEST(Config, UnknownSectionsGetASuggestionAndOverridesAreBlamed) {
+  TempDir dir;
+  auto path = write(dir, "o.toml", "[optim]\nlr = 1e-3\n");
+  std::string msg = error_of([&] { asr::load_config(path, {"optm.lr=1"}); });
+  EXPECT_NE(msg.find("--set optm.lr=1"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("o.toml"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown section; did you mean [optim]?"), std::string::npos) << msg;
+  msg = error_of([&] { asr::load_config(write(dir, "s.toml", "[trian]\nseed = 1\n")); });
+  EXPECT_NE(msg.find("s.toml:1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean [train]?"), std::string::npos) << msg;
+  msg = error_of([&] { asr::load_config(write(dir, "z.toml", "[zzzzzzzz]\nx = 1\n")); });
+  EXPECT_NE(msg.find("the sections are"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("optim"), std::string::npos) << msg;
+}
+
+TEST(Config, NonFiniteAndNegativeValuesAreRefusedEverywhere) {
+  TempDir dir;
+  auto path = write(dir, "o.toml", "");
+  for (const std::string spec : {"optim.lr=inf", "train.batch_seconds=inf", "optim.lr=nan", "optim.grad_clip=inf",
+                                 "augment.gain_db=-inf", "train.max_steps=-1", "eval.every=-5",
+                                 "checkpoint.keep_last=-1"}) {
+    std::string msg = error_of([&] { asr::load_config(path, {spec}); });
+    EXPECT_NE(msg.find("--set " + spec), std::string::npos) << msg;
+    EXPECT_NE(msg.find("must"), std::string::npos) << msg;
+  }
+  std::string msg = error_of([&] { asr::load_config(write(dir, "f.toml", "[optim]\nlr = inf\n")); });
+  EXPECT_NE(msg.find("f.toml:2: optim.lr: must be a finite number"), std::string::npos) << msg;
+}
+
 TEST(Config, RoundTripOfNonDefaultConfig) {
   TempDir dir;
   auto path = write(dir, "rt.toml", "run_dir = \"runs/q\\\"uote\"\n");
