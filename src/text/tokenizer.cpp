@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "asr/core/atomic_file.h"
@@ -140,14 +141,50 @@ std::string Tokenizer::id_to_piece(int id) const {
 int Tokenizer::vocab_size() const { return impl_->sp->piece_size(); }
 const std::string& Tokenizer::model_bytes() const { return impl_->bytes; }
 
+namespace {
+
+// Pieces every model has beside the characters: the word boundary, <blank>, <unk>.
+constexpr int kFixedPieces = 3;
+
+// Distinct UTF-8 characters (code points, by their bytes), spaces left out.
+std::set<std::string> distinct_characters(const std::vector<std::string>& sentences) {
+  std::set<std::string> chars;
+  for (const std::string& s : sentences)
+    for (size_t i = 0; i < s.size();) {
+      const auto lead = static_cast<unsigned char>(s[i]);
+      const size_t len = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+      if (lead != ' ') chars.insert(s.substr(i, len));
+      i += len;
+    }
+  return chars;
+}
+
+void require_vocab_holds_characters(const std::vector<std::string>& sentences, const TokenizerTrainOptions& o) {
+  const std::set<std::string> chars = distinct_characters(sentences);
+  const int required = static_cast<int>(chars.size()) + kFixedPieces;
+  if (o.vocab_size >= required) return;
+  std::string listed;
+  for (const auto& c : chars) listed += c;
+  throw Error(o.vocab_size_name + " " + std::to_string(o.vocab_size) + " is too small: the training text has " +
+              std::to_string(chars.size()) + " distinct characters (" + listed +
+              ") and the tokenizer needs a piece for each, for the word boundary, <blank> and <unk>; use " +
+              std::to_string(required) + " or more (characters left out would all become <unk>)");
+}
+
+}  // namespace
+
+int required_vocab_size(const std::vector<std::string>& sentences) {
+  return static_cast<int>(distinct_characters(sentences).size()) + kFixedPieces;
+}
+
 Tokenizer train_tokenizer(const std::vector<std::string>& sentences, const TokenizerTrainOptions& options) {
   const std::string& type = options.model_type;
   if (type != "bpe" && type != "unigram" && type != "char")
     throw Error("unknown tokenizer type '" + type + "': use bpe, unigram or char");
-  if (options.vocab_size < 3) throw Error("tokenizer vocabulary size must be at least 3");
   bool any = false;
   for (const auto& s : sentences) any = any || !s.empty();
   if (!any) throw Error("no transcript text to train the tokenizer on");
+  require_vocab_holds_characters(sentences, options);
 
   std::unordered_map<std::string, std::string> args{
       {"model_type", type},

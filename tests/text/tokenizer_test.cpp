@@ -79,3 +79,25 @@ TEST(Tokenizer, FileErrorsNameTheFile) {
   EXPECT_THROW(asr::train_tokenizer({}, {}), asr::Error);
   EXPECT_THROW(asr::train_tokenizer(corpus(), {"wordpiece", 50}), asr::Error);
 }
+
+// A vocabulary one piece short of the text's characters is an error for every
+// type (a char model used to map the characters left out to <unk> silently);
+// exactly enough gives a model that spells all of the training text.
+TEST(Tokenizer, VocabularyMustHoldEveryCharacterOfTheTrainingText) {
+  const std::vector<std::string> text = {"abc abd", "zebra caf\xC3\xA9", "quiz 42"};
+  const int required = asr::required_vocab_size(text);
+  EXPECT_EQ(required, 14 + 3) << "a b c d z e r f \xC3\xA9 q u i 4 2 + word boundary, <blank>, <unk>";
+  for (const char* type : {"char", "bpe", "unigram"}) {
+    try {
+      asr::train_tokenizer(text, {type, required - 1, "--vocab-size"});
+      FAIL() << type << ": a vocabulary without room for every character must be refused";
+    } catch (const asr::Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("--vocab-size " + std::to_string(required - 1) + " is too small"), std::string::npos) << m;
+      EXPECT_NE(m.find("use " + std::to_string(required) + " or more"), std::string::npos) << m;
+    }
+    asr::Tokenizer tok = asr::train_tokenizer(text, {type, required, "--vocab-size"});
+    for (const std::string& s : text)
+      for (int id : tok.encode(s)) EXPECT_NE(id, 1) << type << ": '" << s << "' has an <unk> piece";
+  }
+}

@@ -43,11 +43,18 @@ class Tokenizer {
 struct TokenizerTrainOptions {
   std::string model_type = "bpe";  // bpe, unigram or char
   int vocab_size = 256;            // an upper bound: small corpora may give fewer pieces
+  std::string vocab_size_name = "the vocabulary size";  // how errors name vocab_size ("--vocab-size")
 };
 
+// The pieces a model needs before any merge: <blank>, <unk>, and one per
+// distinct character of `sentences` (a space counts as sentencepiece's
+// word-boundary piece, which every model has).
+int required_vocab_size(const std::vector<std::string>& sentences);
+
 // Trains on `sentences` (normalized text) in memory. Deterministic for the
-// same input and options. Throws asr::Error for a bad model type or when
-// there is no text to learn from.
+// same input and options. Throws asr::Error for a bad model type, when there
+// is no text to learn from, and when vocab_size < required_vocab_size (a char
+// model would otherwise map the characters left out to <unk> silently).
 Tokenizer train_tokenizer(const std::vector<std::string>& sentences, const TokenizerTrainOptions& options);
 
 }  // namespace asr
