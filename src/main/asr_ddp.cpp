@@ -18,6 +18,9 @@ namespace {
 
 int evaluate_only(asr::Trainer& trainer, const asr::distributed::Communicator& comm) {
   auto result = trainer.evaluate();
+  if (result.utterances == 0)
+    throw asr::Error("--eval-only: there is no validation split to evaluate on (missing or empty: see the warning "
+                     "above); set data.valid_split to a split of the dataset that has utterances");
   if (comm.is_root())
     std::printf("step %lld: CER %.4f WER %.4f over %lld utterances\n", static_cast<long long>(trainer.step()),
                 result.cer(), result.wer(), static_cast<long long>(result.utterances));
@@ -51,7 +54,10 @@ int main(int argc, char** argv) {
 
     // 5. Data, model, optimizer; 6. resume; 7. train or evaluate.
     asr::Trainer trainer(config, *comm, world.device);
-    if (cli->resume) trainer.resume(*cli->resume);
+    const bool resumed = cli->resume && trainer.resume(*cli->resume, cli->allow_fresh_start);
+    if (cli->eval_only && !resumed)
+      throw asr::Error("--eval-only: no checkpoint to evaluate in " + config.run_dir +
+                       "/checkpoints; pass --resume PATH to a .ckpt file or the --run-dir of a trained run");
     return cli->eval_only ? evaluate_only(trainer, *comm) : trainer.train();
   } catch (const std::exception& e) {
     const std::string who = rank >= 0 ? "rank " + std::to_string(rank) + ": " : "";

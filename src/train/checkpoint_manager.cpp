@@ -41,6 +41,45 @@ std::optional<fs::path> find_latest_valid(const fs::path& run_dir) {
   return std::nullopt;
 }
 
+namespace {
+
+// "" when `path` loads and verifies, else the problem.
+std::string checkpoint_problem(const fs::path& path) {
+  try {
+    load_checkpoint(path);
+    return "";
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+}  // namespace
+
+ResumeChoice choose_resume_checkpoint(const fs::path& run_dir, bool allow_fresh_start) {
+  auto all = list_checkpoints(run_dir);
+  const fs::path best = run_dir / "checkpoints" / "best.ckpt";
+  std::error_code ec;
+  if (fs::exists(best, ec)) all.insert(all.begin(), {-1, best});  // tried last
+  if (all.empty()) return {std::nullopt, "no checkpoint in " + (run_dir / "checkpoints").string() + ": a fresh run"};
+  std::string problems;
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    const std::string problem = checkpoint_problem(it->second);
+    if (problem.empty()) {
+      if (problems.empty()) return {it->second, "newest valid checkpoint"};
+      return {it->second, "every newer checkpoint is unreadable, so resuming from " + it->second.filename().string() +
+                              ":" + problems};
+    }
+    problems += "\n  " + problem;
+  }
+  if (allow_fresh_start)
+    return {std::nullopt, "--allow-fresh-start: starting from step 0 although the run has checkpoints, none usable:" +
+                              problems};
+  throw DataError("--resume auto: no usable checkpoint in " + (run_dir / "checkpoints").string() +
+                  ", although the run has some:" + problems +
+                  "\nResume from a good copy with --resume PATH, or pass --allow-fresh-start to train from step 0 "
+                  "(later checkpoints of the new run will replace these files)");
+}
+
 CheckpointManager::CheckpointManager(fs::path run_dir, int keep_last, bool keep_best)
     : dir_(run_dir / "checkpoints"), keep_last_(keep_last), keep_best_(keep_best) {
   std::error_code ec;

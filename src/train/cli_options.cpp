@@ -39,6 +39,9 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   auto* every_opt = app.add_option("--checkpoint-every", ckpt_every, "checkpoint every N steps");
   auto* resume_opt = app.add_option("--resume", resume, "'auto' (newest valid checkpoint in the run dir) or a path");
   auto* seed_opt = app.add_option("--seed", seed, "random seed (overrides train.seed)");
+  app.add_flag("--allow-fresh-start", o.allow_fresh_start,
+               "with --resume auto: train from step 0 when the run has checkpoints but none is readable "
+               "(otherwise that is an error listing them)");
   app.add_flag("--eval-only", o.eval_only, "evaluate the resumed checkpoint on the validation split and exit");
   app.add_option("--set", o.overrides, "override a config key: section.key=value (TOML value), repeatable");
   app.add_flag("--config-reference", o.config_reference,

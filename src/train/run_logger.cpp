@@ -4,12 +4,12 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 
 #include "asr/core/error.h"
 #include "asr/core/progress.h"
 #include "asr/train/evaluator.h"
+#include "asr/train/metrics_log.h"
 #include "asr/train/tensorboard.h"
 
 namespace asr {
@@ -17,14 +17,13 @@ namespace fs = std::filesystem;
 
 struct RunLogger::Impl {
   bool root = false;
-  std::ofstream metrics;  // metrics.jsonl, appended (a resumed run continues the file)
+  std::unique_ptr<MetricsLog> metrics;  // metrics.jsonl, appended (a resumed run continues the file)
   std::unique_ptr<TensorBoardWriter> tb;
   std::optional<Progress> bar;
   int64_t last_progress_step = 0;
 
   void write_metrics(const nlohmann::json& record) {
-    metrics << record.dump() << '\n';
-    metrics.flush();
+    metrics->write(record);
   }
 };
 
@@ -33,9 +32,9 @@ RunLogger::RunLogger(const std::string& run_dir, bool is_root, bool tensorboard,
     : impl_(std::make_unique<Impl>()) {
   impl_->root = is_root;
   if (!is_root) return;
-  fs::path metrics_path = fs::path(run_dir) / "metrics.jsonl";
-  impl_->metrics.open(metrics_path, std::ios::app);
-  if (!impl_->metrics) throw Error("cannot open " + metrics_path.string() + " for appending");
+  // Records after the step this run starts from are about to be redone, and
+  // a torn last line of a crash is unreadable: both go before appending.
+  impl_->metrics = std::make_unique<MetricsLog>(fs::path(run_dir) / "metrics.jsonl", start_step);
   if (tensorboard) {
     impl_->tb = std::make_unique<TensorBoardWriter>(fs::path(run_dir));
     impl_->tb->add_session_start(start_step);

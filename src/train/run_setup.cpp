@@ -6,12 +6,15 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "asr/core/atomic_file.h"
 #include "asr/core/error.h"
+#include "asr/core/exclusive_lock.h"
 #include "asr/core/log.h"
 #include "asr/distributed/communicator.h"
 #include "asr/distributed/device.h"
+#include "asr/distributed/root_decision.h"
 #include "asr/model/precision.h"
 
 namespace asr {
@@ -30,15 +33,32 @@ void apply_numerics(const TrainConfig& config, c10::Device device) {
   if (device.is_cuda()) model::set_tf32(config.train.tf32);
 }
 
+namespace {
+
+// Held by rank 0 until the process ends: a second asr_ddp in the same run
+// directory would interleave checkpoints and metrics with this one's.
+std::optional<ExclusiveLock> run_directory_lock;
+
+// Returns the holder of a lock file left by a process that died, or "".
+std::string lock_run_directory(const fs::path& run_dir) {
+  std::string stale;
+  run_directory_lock.emplace(
+      ExclusiveLock::acquire(run_dir / "asr_ddp.lock", "run directory " + run_dir.string(), &stale));
+  return stale;
+}
+
+}  // namespace
+
 void prepare_run(const TrainConfig& config, distributed::Communicator& comm, c10::Device device) {
   const fs::path run_dir(config.run_dir);
-  if (comm.is_root()) {
+  std::string stale_lock;
+  distributed::run_on_root_and_share_errors(comm, [&] {
     std::error_code ec;
     fs::create_directories(run_dir / "logs", ec);
     if (ec) throw Error("cannot create the run directory " + run_dir.string() + ": " + ec.message());
+    stale_lock = lock_run_directory(run_dir);
     write_file_atomic(run_dir / "config.toml", config_to_toml(config));
-  }
-  comm.barrier();
+  });
   std::string tag = comm.world_size() > 1 ? "rank " + std::to_string(comm.rank()) : "";
   setup_logging(config.log.level, (run_dir / "logs" / ("rank-" + std::to_string(comm.rank()) + ".log")).string(), tag,
                 /*console=*/comm.is_root());
@@ -51,6 +71,9 @@ void prepare_run(const TrainConfig& config, distributed::Communicator& comm, c10
   spdlog::info("rank {} computes on {}", comm.rank(), where);
   if (comm.is_root())
     spdlog::info("run directory {}: {} rank(s), backend {}", run_dir.string(), comm.world_size(), comm.backend_name());
+  if (!stale_lock.empty())
+    spdlog::warn("run directory {}: took over the lock file of a run that is no longer running ({})",
+                 run_dir.string(), stale_lock);
 }
 
 }  // namespace asr

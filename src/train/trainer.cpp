@@ -11,9 +11,11 @@
 
 #include "asr/core/atomic_file.h"
 #include "asr/core/error.h"
+#include "asr/core/file_checks.h"
 #include "asr/data/dataset.h"
 #include "asr/distributed/communicator.h"
 #include "asr/distributed/grad_sync.h"
+#include "asr/distributed/root_decision.h"
 #include "asr/distributed/signals.h"
 #include "asr/distributed/device.h"
 #include "asr/model/asr_model.h"
@@ -21,6 +23,7 @@
 #include "asr/model/cpu_convolution_check.h"
 #include "asr/model/precision.h"
 #include "asr/text/tokenizer.h"
+#include "asr/text/tokenizer_compare.h"
 #include "asr/train/batch_loader.h"
 #include "asr/train/batch_sampler.h"
 #include "asr/train/checkpoint_manager.h"
@@ -132,6 +135,49 @@ std::vector<at::Tensor> model_state_tensors(torch::nn::Module& module) {
   return tensors;
 }
 
+// The validation split, or none (with a warning: evaluation is skipped) when
+// it is missing or empty; an empty split's "CER 0%" would pin best.ckpt.
+std::optional<Dataset> open_validation_split(const TrainConfig& cfg) {
+  try {
+    Dataset valid = Dataset::open(cfg.data.dir, cfg.data.valid_split);
+    if (valid.size() > 0) return valid;
+    spdlog::warn("validation split '{}' of {} has no utterances: evaluation is skipped and best.ckpt is not kept; "
+                 "preprocess with --val N to get one",
+                 cfg.data.valid_split, cfg.data.dir);
+  } catch (const Error& e) {
+    spdlog::warn("no validation split '{}' ({}): evaluation is skipped", cfg.data.valid_split, e.what());
+  }
+  return std::nullopt;
+}
+
+// The checkpoint `--resume what` names (rank 0), or "" for a fresh run.
+std::string choose_checkpoint_to_resume(const std::string& what, const std::string& run_dir, bool allow_fresh_start) {
+  if (what != "auto") {
+    require_regular_input(what, "--resume checkpoint");
+    return what;
+  }
+  const ResumeChoice choice = choose_resume_checkpoint(run_dir, allow_fresh_start);
+  if (!choice.path) {
+    spdlog::info("{}", choice.note);
+    return "";
+  }
+  if (choice.note != "newest valid checkpoint") spdlog::warn("--resume auto: {}", choice.note);
+  return choice.path->string();
+}
+
+// A model's output ids mean the pieces of the tokenizer it was trained with:
+// resuming over a dataset tokenized differently would train garbage.
+void check_same_tokenizer(const CheckpointData& data, const std::string& source, const Tokenizer& dataset_tokenizer,
+                          const std::string& dataset_tokenizer_path) {
+  if (!data.has("tokenizer")) return;
+  const std::string difference = describe_tokenizer_difference(data.at("tokenizer"), "the checkpoint's",
+                                                               dataset_tokenizer.model_bytes(), "the dataset's");
+  if (!difference.empty())
+    throw DataError(source + " was trained with another tokenizer than the dataset's " + dataset_tokenizer_path +
+                    ": " + difference +
+                    ". Resume with the dataset it was trained on, or start a new run directory for this dataset");
+}
+
 }  // namespace
 
 Trainer::Trainer(TrainConfig config, distributed::Communicator& comm, c10::Device device) {
@@ -141,11 +187,7 @@ Trainer::Trainer(TrainConfig config, distributed::Communicator& comm, c10::Devic
   auto& s = *s_;
   if (comm.is_root()) fs::create_directories(fs::path(s.cfg.run_dir) / "checkpoints");
   if (!s.cfg.data.valid_split.empty()) {
-    try {
-      s.valid_set = Dataset::open(s.cfg.data.dir, s.cfg.data.valid_split);
-    } catch (const Error& e) {
-      spdlog::warn("no validation split '{}' ({}): evaluation is skipped", s.cfg.data.valid_split, e.what());
-    }
+    s.valid_set = open_validation_split(s.cfg);
   }
   s.faults = FaultInjector::from_environment(comm.rank());
   s.trace = KernelTrace::from_environment(comm.rank());
@@ -213,32 +255,25 @@ Trainer::~Trainer() = default;
 
 int64_t Trainer::step() const { return s_->progress.step; }
 
-void Trainer::resume(const std::string& what) {
+bool Trainer::resume(const std::string& what, bool allow_fresh_start) {
   auto& s = *s_;
   // Rank 0 decides and reads: every rank resumes from the same bytes, and
-  // the file is read once, not once per rank.
-  std::string chosen;
-  if (s.comm.is_root()) {
-    if (what == "auto") {
-      if (auto latest = find_latest_valid(s.cfg.run_dir)) chosen = latest->string();
-    } else {
-      if (!fs::is_regular_file(what))
-        throw Error("--resume " + what + ": no such checkpoint file (use 'auto' or a path to a .ckpt file)");
-      chosen = what;
-    }
-  }
+  // the file is read once, not once per rank. Its errors reach every rank.
+  std::string chosen, bytes;
+  distributed::run_on_root_and_share_errors(s.comm, [&] {
+    chosen = choose_checkpoint_to_resume(what, s.cfg.run_dir, allow_fresh_start);
+    if (!chosen.empty()) bytes = read_file(chosen);
+  });
   s.comm.broadcast_bytes(chosen);
-  if (chosen.empty()) {
-    if (s.comm.is_root()) spdlog::info("no checkpoint in {}: starting from scratch", s.cfg.run_dir);
-    return;
-  }
-  std::string bytes;
-  if (s.comm.is_root()) bytes = read_file(chosen);
+  if (chosen.empty()) return false;
   s.comm.broadcast_bytes(bytes);
-  s.progress = restore_checkpoint(decode_checkpoint(bytes, chosen), chosen, s.cfg, *s.model, *s.optimizer);
+  const auto data = decode_checkpoint(bytes, chosen);
+  check_same_tokenizer(data, chosen, s.tokenizer, s.train_set.tokenizer_path());
+  s.progress = restore_checkpoint(data, chosen, s.cfg, *s.model, *s.optimizer);
   if (s.comm.is_root())
     spdlog::info("resumed from {} at step {} (epoch {}, batch {})", chosen, s.progress.step,
                  s.progress.position.epoch, s.progress.position.batch);
+  return true;
 }
 
 EvalResult Trainer::evaluate() { return s_->evaluate(); }

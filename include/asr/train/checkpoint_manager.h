@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -45,5 +46,18 @@ std::vector<std::pair<int64_t, std::filesystem::path>> list_checkpoints(const st
 // The newest checkpoint of the run that loads and verifies, skipping (with a
 // spdlog warning naming the file and the problem) any corrupt newer ones.
 std::optional<std::filesystem::path> find_latest_valid(const std::filesystem::path& run_dir);
+
+// What `--resume auto` continues from.
+struct ResumeChoice {
+  std::optional<std::filesystem::path> path;  // none: a fresh run
+  std::string note;                           // why, for the log
+};
+
+// The newest step checkpoint that verifies; when every step checkpoint is
+// unreadable, best.ckpt if it verifies (the note says so). When the run has
+// checkpoints but none is usable, an asr::DataError lists each file and its
+// problem, unless `allow_fresh_start`, which starts from step 0 (the note
+// says what was ignored). No checkpoints at all: a fresh run.
+ResumeChoice choose_resume_checkpoint(const std::filesystem::path& run_dir, bool allow_fresh_start);
 
 }  // namespace asr

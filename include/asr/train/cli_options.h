@@ -16,6 +16,7 @@ struct TrainCliOptions {
   std::optional<std::string> resume;  // "auto" or a checkpoint path
   std::optional<uint64_t> seed;
   bool eval_only = false;
+  bool allow_fresh_start = false;  // --resume auto may start from step 0 when every checkpoint is unreadable
   bool config_reference = false;  // print the key reference of docs/config.md and exit
   std::vector<std::string> overrides;  // section.key=value, applied in order
 

@@ -27,9 +27,10 @@ class Trainer {
   Trainer& operator=(const Trainer&) = delete;
 
   // Continues from a checkpoint: "auto" = the newest valid one in the run
-  // directory (a fresh start if there is none), or a path. Rank 0 reads it
-  // and broadcasts the bytes.
-  void resume(const std::string& what);
+  // directory (a fresh start if there is none; choose_resume_checkpoint()
+  // says what happens when all are unreadable), or a path. Rank 0 reads it
+  // and broadcasts the bytes. Returns whether a checkpoint was restored.
+  bool resume(const std::string& what, bool allow_fresh_start = false);
 
   // Trains to train.max_steps (or max_epochs). Returns kExitOk when done, or
   // kExitPreempted after a signal made every rank checkpoint and stop.
