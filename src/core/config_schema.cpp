@@ -268,13 +268,13 @@ static std::string join_names(const std::set<std::string>& names) {
 struct Document::Impl {
   std::string source;
   toml::table root;
-  std::map<std::string, std::string> overrides;  // key -> the --set spec that set it
+  std::map<std::string, std::string> overrides;  // key -> what set it: "--set SPEC" or a flag
 
   std::string where(const std::string& key, const toml::node* node = nullptr) const {
-    if (auto it = overrides.find(key); it != overrides.end()) return "--set " + it->second;
+    if (auto it = overrides.find(key); it != overrides.end()) return it->second;
     // A section that only an override created ("--set optm.lr=1" -> "optm").
     for (const auto& [set_key, spec] : overrides)
-      if (set_key.rfind(key + ".", 0) == 0 && !(node && node->source().begin.line > 0)) return "--set " + spec;
+      if (set_key.rfind(key + ".", 0) == 0 && !(node && node->source().begin.line > 0)) return spec;
     if (!node) node = find_node(root, key);
     if (node && node->source().begin.line > 0) return source + ":" + std::to_string(node->source().begin.line);
     return source;
@@ -282,19 +282,19 @@ struct Document::Impl {
   [[noreturn]] void fail(const std::string& key, const std::string& problem, const toml::node* node = nullptr) const {
     throw Error(where(key, node) + ": " + key + ": " + problem);
   }
-  void apply_override(const std::string& spec);
+  void apply_override(const std::string& spec, const std::string& origin);
   void reject_unknown(const toml::table& table, const std::string& prefix, const Fields& fields,
                       const std::set<std::string>& keys, const std::set<std::string>& sections,
                       const std::string& only_section) const;
 };
 
-void Document::Impl::apply_override(const std::string& spec) {
+void Document::Impl::apply_override(const std::string& spec, const std::string& origin) {
   const size_t eq = spec.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw Error("--set " + spec + ": expected section.key=value (e.g. --set optim.lr=3e-4)");
+    throw Error(origin + ": expected section.key=value (e.g. --set optim.lr=3e-4)");
   const std::string key = trim(spec.substr(0, eq)), text = trim(spec.substr(eq + 1));
   if (key.empty() || key.front() == '.' || key.back() == '.' || key.find("..") != std::string::npos)
-    throw Error("--set " + spec + ": '" + key + "' is not a key of the form section.key");
+    throw Error(origin + ": '" + key + "' is not a key of the form section.key");
 
   // The value as TOML when it parses as one, else as a plain string, so
   // `--set schedule.kind=noam` needs no shell quoting.
@@ -313,7 +313,7 @@ void Document::Impl::apply_override(const std::string& spec) {
     toml::node* node = table->get(part);
     if (!node) node = &table->insert(part, toml::table{}).first->second;
     table = node->as_table();
-    if (!table) throw Error("--set " + spec + ": " + key.substr(0, dot) + " is a value, not a section");
+    if (!table) throw Error(origin + ": " + key.substr(0, dot) + " is a value, not a section");
     start = dot + 1;
   }
   const std::string leaf = key.substr(start);
@@ -321,7 +321,7 @@ void Document::Impl::apply_override(const std::string& spec) {
     table->insert_or_assign(leaf, std::move(*parsed.get("v")));
   else
     table->insert_or_assign(leaf, text);
-  overrides[key] = spec;
+  overrides[key] = origin;
 }
 
 void Document::Impl::reject_unknown(const toml::table& table, const std::string& prefix, const Fields& fields,
@@ -357,7 +357,8 @@ Document::Document(Document&&) noexcept = default;
 Document& Document::operator=(Document&&) noexcept = default;
 Document::~Document() = default;
 
-Document Document::parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
+Document Document::parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides,
+                         const std::vector<std::string>& origins) {
   auto impl = std::make_unique<Impl>();
   impl->source = source;
   try {
@@ -366,7 +367,8 @@ Document Document::parse(const std::string& text, const std::string& source, con
     throw Error(source + ":" + std::to_string(e.source().begin.line) + ":" + std::to_string(e.source().begin.column) +
                 ": TOML syntax error: " + std::string(e.description()));
   }
-  for (const auto& spec : overrides) impl->apply_override(spec);
+  for (size_t i = 0; i < overrides.size(); ++i)
+    impl->apply_override(overrides[i], i < origins.size() ? origins[i] : "--set " + overrides[i]);
   return Document(std::move(impl));
 }
 

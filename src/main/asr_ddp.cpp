@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
       return asr::kExitOk;
     }
     // 2. Config; determinism before any process group exists (NCCL reads it then).
-    asr::TrainConfig config = asr::load_config(cli->config_path, cli->as_overrides());
+    asr::TrainConfig config = asr::load_config(cli->config_path, cli->as_overrides(), cli->override_origins());
     asr::configure_determinism(config);
 
     // 3. World: rank, world size, this rank's device, and the process group

@@ -20,6 +20,17 @@ std::vector<std::string> TrainCliOptions::as_overrides() const {
   return out;
 }
 
+std::vector<std::string> TrainCliOptions::override_origins() const {
+  std::vector<std::string> out;
+  for (const auto& spec : overrides) out.push_back("--set " + spec);
+  if (data_dir) out.push_back("--data " + *data_dir);
+  if (run_dir) out.push_back("--run-dir " + *run_dir);
+  if (max_steps) out.push_back("--max-steps " + std::to_string(*max_steps));
+  if (checkpoint_every) out.push_back("--checkpoint-every " + std::to_string(*checkpoint_every));
+  if (seed) out.push_back("--seed " + std::to_string(*seed));
+  return out;
+}
+
 std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   TrainCliOptions o;
   CLI::App app{
@@ -32,7 +43,7 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   auto* config_opt = app.add_option("--config", o.config_path, "TOML config file (see configs/ and docs/config.md)");
   std::string data, run, resume;
   int64_t max_steps = 0, ckpt_every = 0;
-  uint64_t seed = 0;
+  int64_t seed = 0;
   auto* data_opt = app.add_option("--data", data, "preprocessed dataset directory (overrides data.dir)");
   auto* run_opt = app.add_option("--run-dir", run, "run directory for logs, metrics and checkpoints");
   auto* steps_opt = app.add_option("--max-steps", max_steps, "stop after this many optimizer steps");

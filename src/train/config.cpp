@@ -159,8 +159,8 @@ void check_consistency(const TrainConfig& c, const FailFn& fail) {
 }
 
 TrainConfig parse_config(const std::string& text, const std::string& source,
-                         const std::vector<std::string>& overrides) {
-  auto doc = Document::parse(text, source, overrides);
+                         const std::vector<std::string>& overrides, const std::vector<std::string>& origins) {
+  auto doc = Document::parse(text, source, overrides, origins);
   TrainConfig config;
   doc.read(train_config_fields(config));
   check_consistency(config, [&](const std::string& key, const std::string& problem) { doc.fail(key, problem); });
@@ -193,7 +193,8 @@ std::vector<SectionDoc> train_config_sections() {
   return s;
 }
 
-TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides,
+                        const std::vector<std::string>& origins) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error("config file " + path + " does not exist or is not a file (see configs/ for examples)");
@@ -203,12 +204,12 @@ TrainConfig load_config(const std::string& path, const std::vector<std::string>&
   } catch (const Error& e) {
     throw Error("cannot read config file " + path + ": " + e.what());
   }
-  return parse_config(text, path, overrides);
+  return parse_config(text, path, overrides, origins);
 }
 
 TrainConfig config_from_toml_string(const std::string& text, const std::string& source_name,
                                     const std::vector<std::string>& overrides) {
-  return parse_config(text, source_name, overrides);
+  return parse_config(text, source_name, overrides, {});
 }
 
 std::string config_to_toml(const TrainConfig& config) {

@@ -26,7 +26,7 @@ MetricsLog::MetricsLog(const fs::path& path, std::optional<int64_t> resume_step)
     write_file_atomic(path, kept);
   }
   file_ = std::fopen(path.c_str(), "ab");
-  if (!file_) throw Error("cannot open metrics log " + path.string() + ": " + std::strerror(errno));
+  if (!file_) throw DataError("cannot open metrics log " + path.string() + ": " + std::strerror(errno));
 }
 
 MetricsLog::~MetricsLog() {
@@ -36,7 +36,7 @@ MetricsLog::~MetricsLog() {
 void MetricsLog::write(const nlohmann::json& record) {
   std::string line = record.dump() + "\n";
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
-    throw Error("cannot write metrics log " + path_.string() + ": " + std::strerror(errno));
+    throw DataError("cannot write metrics log " + path_.string() + ": " + std::strerror(errno));
 }
 
 std::vector<nlohmann::json> read_metrics_log(const fs::path& path) {

@@ -20,6 +20,14 @@ expect() {
 expect 2 "$WORK/usage.log" "$BIN/asr_ddp" "${TINY[@]}" --run-dir "$WORK/u" --set optim.lrr=1
 grep -q "did you mean optim.lr" "$WORK/usage.log" || fail "no suggestion for the misspelled key"
 expect 2 "$WORK/usage2.log" "$BIN/asr_ddp" --config "$WORK/none.toml"
+# Bad flag values: exit 2, the flag named as typed, never "unexpected failure".
+for flag in "--max-steps -1" "--seed -1" "--checkpoint-every -3" "--max-steps abc" "--set train.batch_seconds=inf" \
+  "--set optm.lr=1"; do
+  # shellcheck disable=SC2086  # the flag and its value are two words
+  expect 2 "$WORK/flag.log" "$BIN/asr_ddp" "${TINY[@]}" --run-dir "$WORK/u" $flag
+  grep -q -- "${flag%% *}" "$WORK/flag.log" || { cat "$WORK/flag.log"; fail "'$flag' is not named in its error"; }
+  grep -q "unexpected failure" "$WORK/flag.log" && fail "'$flag' gave an unexpected failure"
+done
 
 # 3: a dataset whose shard is gone.
 cp -r "$DATA" "$WORK/broken"

@@ -181,6 +181,15 @@ TEST(Config, UnknownSectionsGetASuggestionAndOverridesAreBlamed) {
   EXPECT_NE(msg.find("optim"), std::string::npos) << msg;
 }
 
+TEST(Config, AnOverrideFromAFlagBlamesTheFlag) {
+  TempDir dir;
+  auto path = write(dir, "o.toml", "");
+  std::string msg = error_of([&] { asr::load_config(path, {"train.max_steps=-1"}, {"--max-steps -1"}); });
+  EXPECT_EQ(msg.rfind("--max-steps -1: train.max_steps: must be >= 1", 0), 0u) << msg;
+  msg = error_of([&] { asr::load_config(path, {"optim.lr=0", "train.seed=-1"}, {"--set optim.lr=0", "--seed -1"}); });
+  EXPECT_EQ(msg.rfind("--set optim.lr=0: optim.lr", 0), 0u) << msg;
+}
+
 TEST(Config, NonFiniteAndNegativeValuesAreRefusedEverywhere) {
   TempDir dir;
   auto path = write(dir, "o.toml", "");

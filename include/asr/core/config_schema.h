@@ -59,9 +59,12 @@ class Document {
  public:
   // Throws asr::Error for a syntax error (FILE:LINE:COL) or a malformed override.
   // Overrides are "section.key=value": the value is parsed as TOML, or taken
-  // as a plain string when it is not valid TOML.
+  // as a plain string when it is not valid TOML. Errors blame "--set SPEC",
+  // or origins[i] when given (a flag such as "--max-steps -1" that became
+  // overrides[i]).
   static Document parse(const std::string& text, const std::string& source,
-                        const std::vector<std::string>& overrides = {});
+                        const std::vector<std::string>& overrides = {},
+                        const std::vector<std::string>& origins = {});
   Document(Document&&) noexcept;
   Document& operator=(Document&&) noexcept;
   ~Document();

@@ -14,7 +14,7 @@ struct TrainCliOptions {
   std::optional<int64_t> max_steps;
   std::optional<int64_t> checkpoint_every;
   std::optional<std::string> resume;  // "auto" or a checkpoint path
-  std::optional<uint64_t> seed;
+  std::optional<int64_t> seed;  // signed, so that -1 is reported as -1
   bool eval_only = false;
   bool allow_fresh_start = false;  // --resume auto may start from step 0 when every checkpoint is unreadable
   bool config_reference = false;  // print the key reference of docs/config.md and exit
@@ -23,6 +23,9 @@ struct TrainCliOptions {
   // The flags as --set style overrides, after the user's own --set list, so
   // that all of them go through the config's validation with the same errors.
   std::vector<std::string> as_overrides() const;
+  // What the user typed for each of as_overrides(), for errors: "--set SPEC"
+  // or the flag ("--max-steps -1").
+  std::vector<std::string> override_origins() const;
 };
 
 // Parses argv. Returns nullopt after printing --help; throws asr::Error on bad usage.

@@ -85,8 +85,10 @@ struct TrainConfig {
 
 // Reads `path`, applies `overrides` ("section.key=value", the value parsed as
 // TOML, or taken as a plain string when it is not valid TOML), then checks
-// every key, type and range. Throws asr::Error on any problem.
-TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// every key, type and range. Throws asr::Error on any problem; one about an
+// override blames origins[i] when given (the flag it came from), else "--set".
+TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                        const std::vector<std::string>& origins = {});
 
 // Parses TOML text (e.g. a checkpoint's "config" section); `source_name`
 // stands in for the file name in error messages.
