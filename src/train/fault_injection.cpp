@@ -5,9 +5,11 @@
 #include <torch/nn/module.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "asr/core/error.h"
 
@@ -37,6 +39,23 @@ std::vector<Fault> parse(const char* variable, bool with_phase) {
   return {f};
 }
 
+// "STEP:RANK:MS".
+template <class Fault>
+std::vector<Fault> parse_slow(const char* variable) {
+  const char* value = std::getenv(variable);
+  if (!value || !*value) return {};
+  Fault f;
+  f.variable = variable;
+  long long step = -1, ms = -1;
+  char tail = 0;
+  if (std::sscanf(value, "%lld:%d:%lld%c", &step, &f.rank, &ms, &tail) != 3 || step < 1 || f.rank < 0 || ms < 0)
+    throw Error(fmt::format("{}='{}' is not STEP:RANK:MILLISECONDS (STEP counts from 1, as the log does)", variable,
+                            value));
+  f.step = step;
+  f.milliseconds = ms;
+  return {f};
+}
+
 }  // namespace
 
 std::unique_ptr<FaultInjector> FaultInjector::from_environment(int rank) {
@@ -45,7 +64,8 @@ std::unique_ptr<FaultInjector> FaultInjector::from_environment(int rank) {
   f->nan_ = parse<Fault>("ASR_FAULT_NAN", false);
   f->oom_ = parse<Fault>("ASR_FAULT_OOM", true);
   f->diverge_ = parse<Fault>("ASR_FAULT_DIVERGE", false);
-  if (f->nan_.empty() && f->oom_.empty() && f->diverge_.empty()) return nullptr;
+  f->slow_ = parse_slow<Fault>("ASR_FAULT_SLOW");
+  if (f->nan_.empty() && f->oom_.empty() && f->diverge_.empty() && f->slow_.empty()) return nullptr;
   return f;
 }
 
@@ -72,9 +92,14 @@ void FaultInjector::diverge(int64_t step, torch::nn::Module& model) const {
     }
 }
 
+void FaultInjector::slow_down(int64_t step) const {
+  for (const auto& f : slow_)
+    if (f.rank == rank_ && step >= f.step) std::this_thread::sleep_for(std::chrono::milliseconds(f.milliseconds));
+}
+
 std::string FaultInjector::describe() const {
   std::string out;
-  for (const auto* list : {&nan_, &oom_, &diverge_})
+  for (const auto* list : {&nan_, &oom_, &diverge_, &slow_})
     for (const auto& f : *list)
       if (f.rank == rank_) out += fmt::format("{}{} at step {}", out.empty() ? "" : ", ", f.variable, f.step);
   return out;

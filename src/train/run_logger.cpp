@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -22,7 +23,11 @@ struct RunLogger::Impl {
   std::optional<Progress> bar;
   int64_t last_progress_step = 0;
 
-  void write_metrics(const nlohmann::json& record) {
+  // Every record carries its wall-clock time (Unix seconds), so a run can be
+  // plotted against time as well as steps.
+  void write_metrics(nlohmann::json record) {
+    if (!record.contains("time"))
+      record["time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     metrics->write(record);
   }
 };
@@ -102,6 +107,19 @@ void RunLogger::log_eval(int64_t step, const std::string& split, const EvalResul
     if (!samples.empty()) impl_->tb->add_text(split + "/samples", samples, step);
     impl_->tb->flush();
   }
+}
+
+void RunLogger::log_stragglers(const nlohmann::json& record) {
+  if (!impl_->root) return;
+  impl_->write_metrics(record);
+  if (!impl_->tb) return;
+  const int64_t step = record.at("step").get<int64_t>();
+  for (const char* phase : {"data_wait", "forward", "backward", "allreduce_wait", "optimizer"}) {
+    const auto& per_rank = record.at(std::string(phase) + "_ms");
+    for (size_t r = 0; r < per_rank.size(); ++r)
+      impl_->tb->add_scalar(fmt::format("step_time_ms/{}/rank_{}", phase, r), per_rank[r].get<double>(), step);
+  }
+  impl_->tb->flush();
 }
 
 void RunLogger::progress(int64_t step, const std::string& summary) {

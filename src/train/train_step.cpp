@@ -121,7 +121,10 @@ void TrainStep::run_micro_batches(std::vector<Batch>& micro_batches, const at::T
 
 at::Tensor TrainStep::forward(Batch& batch, const at::Tensor& counts, int64_t step, double vq_weight,
                               double micro_batches, Local& local) {
-  if (p_.faults) p_.faults->out_of_memory(step + 1, StepPhase::forward);
+  if (p_.faults) {
+    p_.faults->slow_down(step + 1);
+    p_.faults->out_of_memory(step + 1, StepPhase::forward);
+  }
   p_.feed.ready(batch);
   model::AutocastGuard autocast(device_.type(), at::kBFloat16, p_.bf16);
   auto out = model_->forward(batch.device_audio, batch.lengths, /*train=*/true,
@@ -251,8 +254,10 @@ void TrainStep::apply(StepRecord& r, int64_t step, double lr) {
 }
 
 void TrainStep::profile_mark(int phase) {
-  if (!p_.cfg.train.profile) return;
-  if (!device_.is_cpu()) {
+  // Host time always (the straggler report compares ranks by it); waiting
+  // for the device first, so a phase's GPU work is charged to it, only with
+  // train.profile, since that stalls the pipeline.
+  if (p_.cfg.train.profile && !device_.is_cpu()) {
     // Wait for the device so the phase's time is its own.
     c10::impl::VirtualGuardImpl impl(device_.type());
     impl.synchronizeStream(impl.getStream(device_));

@@ -37,8 +37,9 @@ struct StepRecord {
   bool nonfinite = false;          // skipped for a NaN or Inf somewhere
   int oom_ranks = 0;               // skipped because this many ranks ran out of memory (each logs its batch)
   double grads_ready_s = 0, allreduce_wait_s = 0;
-  // With train.profile: seconds of each phase, the device synchronized at
-  // every boundary (a diagnostic that costs speed).
+  // Seconds of each phase on the host clock; with train.profile the device
+  // is synchronized at every boundary (a diagnostic that costs speed), so
+  // GPU work lands in its own phase instead of the next one that waits.
   double forward_s = 0, backward_s = 0, reduce_s = 0, update_s = 0;
   distributed::StopRequest stop;   // a stop signal seen on any rank during the step
 };
@@ -82,8 +83,9 @@ class TrainStep {
   void join_remaining_collectives(size_t micro_batches_done, size_t micro_batches);
   StepRecord update(int64_t step, double lr, const Local& local, const at::Tensor& counts);
   void apply(StepRecord& r, int64_t step, double lr);
-  // train.profile: waits for the device and charges the time since the
-  // last mark to `phase` (0 forward, 1 backward, 2 reduce, 3 update).
+  // Charges the host time since the last mark to `phase` (0 forward,
+  // 1 backward, 2 reduce, 3 update); with train.profile it first waits for
+  // the device.
   void profile_mark(int phase);
 
   model::AsrModel model_;

@@ -32,6 +32,7 @@
 #include "asr/train/fault_injection.h"
 #include "asr/train/run_logger.h"
 #include "asr/train/schedule.h"
+#include "asr/train/straggler_report.h"
 #include "asr/train/training_checkpoint.h"
 #include "kernel_trace.h"
 #include "train_step.h"
@@ -43,7 +44,7 @@ namespace fs = std::filesystem;
 struct LogWindow {
   double loss = 0, ctc = 0, vq = 0, grad_norm = 0, audio_seconds = 0, wall = 0;
   double grads_ready = 0, allreduce_wait = 0;
-  double forward = 0, backward = 0, reduce = 0, update = 0, data_wait = 0;  // seconds (train.profile)
+  double forward = 0, backward = 0, reduce = 0, update = 0, data_wait = 0;  // seconds, host clock
   int64_t steps = 0, skipped_utterances = 0;
 
   void add(const StepRecord& r, double seconds, double waited) {
@@ -93,6 +94,7 @@ struct Trainer::Impl {
   LrSchedule lr;
   TrainProgress progress;  // step, sampler position, best CER, counters: what a checkpoint restores
   LogWindow window;
+  StragglerReport stragglers;
   double io_wait = 0;
 
   Impl(TrainConfig c, distributed::Communicator& m, c10::Device d, Dataset train, Tokenizer tok)
@@ -110,7 +112,7 @@ struct Trainer::Impl {
   // Returns a stop request that reached any rank during the step.
   distributed::StopRequest run_step(std::vector<Batch>& micro_batches, double data_wait);
   void log_window();
-  void add_memory(nlohmann::json& record);
+  std::vector<RankTimes> gather_rank_figures(nlohmann::json& record);
   EvalResult evaluate();
   void save_checkpoint(const char* reason, std::optional<double> cer);
   void after_step(bool last);
@@ -397,22 +399,28 @@ int Trainer::Impl::stop(const distributed::StopRequest& request) {
   return kExitPreempted;
 }
 
-// Peak memory of every rank since the last record (one small all-gather at
-// log intervals): device memory on a GPU, resident memory on the CPU.
-void Trainer::Impl::add_memory(nlohmann::json& rec) {
+// Every rank's peak memory and step-time breakdown since the last record, in
+// one small all-gather at log intervals: device memory on a GPU, resident
+// memory on the CPU; the times are means per step on the host clock.
+std::vector<RankTimes> Trainer::Impl::gather_rank_figures(nlohmann::json& rec) {
   const auto mine = distributed::memory_stats(device);
   distributed::reset_peak_memory(device);
-  const auto all = comm.all_gather(torch::tensor({double(mine.peak_allocated), double(mine.peak_reserved)},
-                                                 torch::kDouble)
-                                       .to(comm.device()));
+  const double n = static_cast<double>(window.steps);
+  const std::vector<double> own = {double(mine.peak_allocated), double(mine.peak_reserved), window.data_wait / n,
+                                   window.forward / n, window.backward / n, window.reduce / n, window.update / n};
+  const auto all = comm.all_gather(torch::tensor(own, torch::kDouble).to(comm.device()));
   std::vector<int64_t> allocated, reserved;
+  std::vector<RankTimes> times;
   for (const auto& t : all) {
-    auto host = comm.read_to_host(t, "memory statistics");
-    allocated.push_back(static_cast<int64_t>(host.data_ptr<double>()[0]));
-    reserved.push_back(static_cast<int64_t>(host.data_ptr<double>()[1]));
+    auto host = comm.read_to_host(t, "memory and step-time figures");
+    const double* v = host.data_ptr<double>();
+    allocated.push_back(static_cast<int64_t>(v[0]));
+    reserved.push_back(static_cast<int64_t>(v[1]));
+    times.push_back(RankTimes{v[2], v[3], v[4], v[5], v[6]});
   }
   rec["peak_allocated_bytes"] = allocated;
   rec["peak_reserved_bytes"] = reserved;
+  return times;
 }
 
 void Trainer::Impl::log_window() {
@@ -432,12 +440,15 @@ void Trainer::Impl::log_window() {
       {"skipped_utterances", window.skipped_utterances},
       {"vq_weight", cfg.vq_warmup.weight_at(progress.step - 1)},
   };
-  add_memory(rec);
+  const auto times = gather_rank_figures(rec);
   if (cfg.train.profile)
     rec["time_per_step"] = {{"data_wait", window.data_wait / n}, {"forward", window.forward / n},
                             {"backward", window.backward / n}, {"allreduce_wait", window.reduce / n},
                             {"update", window.update / n}};
   logger->log_train(rec, model->rvq_metrics().perplexity);
+  logger->log_stragglers(StragglerReport::record(progress.step, times));
+  if (const auto warning = stragglers.observe(progress.step, times); !warning.empty() && comm.is_root())
+    spdlog::warn("{}", warning);
   // The straggler report: every rank, into its own log file.
   spdlog::debug("rank {} step {}: grads ready {:.1f} ms/step, all-reduce wait {:.1f} ms/step, io wait {:.1f} s total",
                 comm.rank(), progress.step, 1000 * window.grads_ready / n, 1000 * window.allreduce_wait / n, io_wait);

@@ -141,7 +141,7 @@ for line in open(sys.argv[1]):
         rec = json.loads(line)
     except ValueError:
         continue
-    if isinstance(rec, dict) and rec.get("step") == int(sys.argv[2]):
+    if isinstance(rec, dict) and "loss" in rec and rec.get("step") == int(sys.argv[2]):
         n += 1
 print(n)
 EOF

@@ -4,6 +4,7 @@
 //   ASR_FAULT_NAN=STEP:RANK                     that rank's loss is NaN at that step
 //   ASR_FAULT_OOM=STEP:RANK[:forward|backward]  that rank runs out of device memory there
 //   ASR_FAULT_DIVERGE=STEP:RANK                 that rank's parameters drift after that step's update
+//   ASR_FAULT_SLOW=STEP:RANK:MS                 from that step on, that rank's forward takes MS ms longer
 // Nothing is set in normal runs: the trainer then holds no injector and the
 // training step never consults one.
 #pragma once
@@ -35,6 +36,8 @@ class FaultInjector {
   // Adds a small offset to one parameter, as a silent hardware or software
   // fault would; the checkpoint-time agreement check must then stop the run.
   void diverge(int64_t step, torch::nn::Module& model) const;
+  // Sleeps when a slow fault covers (step, this rank): a straggler on purpose.
+  void slow_down(int64_t step) const;
 
   std::string describe() const;  // for the log: which faults are armed
 
@@ -44,11 +47,12 @@ class FaultInjector {
     int64_t step = -1;
     int rank = -1;
     std::string phase;  // OOM only
+    int64_t milliseconds = 0;  // SLOW only
   };
   bool hits(const Fault& f, int64_t step) const { return f.step == step && f.rank == rank_; }
 
   int rank_ = 0;
-  std::vector<Fault> nan_, oom_, diverge_;
+  std::vector<Fault> nan_, oom_, diverge_, slow_;
 };
 
 }  // namespace asr

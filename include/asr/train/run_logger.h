@@ -21,6 +21,8 @@ class RunLogger {
   // A training record: must hold "step"; other fields as in docs/config.md.
   void log_train(const nlohmann::json& record, const std::vector<double>& perplexity);
   void log_eval(int64_t step, const std::string& split, const EvalResult& result);
+  // A StragglerReport::record: metrics.jsonl, and per-rank TensorBoard scalars.
+  void log_stragglers(const nlohmann::json& record);
   // Advances the live progress line (every step, rank 0).
   void progress(int64_t step, const std::string& summary);
   void finish();
