@@ -9,28 +9,52 @@ std::mutex& global_mutex() {
   return m;
 }
 
-void silence_errors() {
+void init_library() {
   static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  std::call_once(once, [] {
+    H5dont_atexit();  // must precede every other HDF5 call (h5.h says why)
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  });
+}
+
+namespace {
+
+herr_t innermost_message(unsigned n, const H5E_error2_t* err, void* out) {
+  if (n == 0 && err->desc) *static_cast<std::string*>(out) = err->desc;
+  return 0;
+}
+
+}  // namespace
+
+std::string error_detail() {
+  std::string desc;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_message, &desc);
+  // A driver failure reads "... errno = 28, error message = 'No space left on device', ...".
+  const std::string key = "error message = '";
+  const size_t at = desc.find(key);
+  if (at == std::string::npos) return desc;
+  const size_t begin = at + key.size();
+  return desc.substr(begin, desc.find('\'', begin) - begin);
 }
 
 hid_t check(hid_t id, const std::string& file, const std::string& what) {
-  if (id < 0) throw DataError(file + ": " + what);
-  return id;
+  if (id >= 0) return id;
+  const std::string detail = error_detail();
+  throw DataError(file + ": " + what + (detail.empty() ? "" : ": " + detail));
 }
 
 Handle create_file(const std::string& path) {
-  silence_errors();
+  init_library();
   Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   // The oldest format readers still understand, for any h5py or HDF5 >= 1.8.
   H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST);
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
-  return Handle(check(f, path, "cannot create HDF5 file (directory writable? disk full?)"), H5Fclose);
+  return Handle(check(f, path, "cannot create HDF5 file"), H5Fclose);
 }
 
 Handle open_file(const std::string& path) {
-  silence_errors();
+  init_library();
   if (H5Fis_hdf5(path.c_str()) <= 0) throw DataError(path + ": missing, unreadable or not an HDF5 file (corrupt shard?)");
   hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   return Handle(check(f, path, "cannot open HDF5 file (corrupt shard?)"), H5Fclose);
@@ -70,8 +94,8 @@ void write_all(hid_t file, const std::string& name, hid_t file_type, hid_t mem_t
   Handle d(check(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), path,
                  "cannot create dataset '" + name + "'"),
            H5Dclose);
-  if (n > 0 && H5Dwrite(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
-    throw DataError(path + ": cannot write dataset '" + name + "' (disk full?)");
+  if (n > 0) check(H5Dwrite(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), path,
+                   "cannot write dataset '" + name + "'");
 }
 
 Handle utf8_string_type() {
@@ -163,8 +187,8 @@ void write_strings(hid_t file, const std::string& name, const std::vector<std::s
   Handle d(check(H5Dcreate2(file, name.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
                  path, "cannot create dataset '" + name + "'"),
            H5Dclose);
-  if (n > 0 && H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
-    throw DataError(path + ": cannot write strings '" + name + "' (disk full?)");
+  if (n > 0) check(H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), path,
+                   "cannot write strings '" + name + "'");
 }
 
 void write_int_attribute(hid_t file, const std::string& name, int64_t value, const std::string& path) {
@@ -172,7 +196,7 @@ void write_int_attribute(hid_t file, const std::string& name, int64_t value, con
   Handle a(check(H5Acreate2(file, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), path,
                  "cannot create attribute '" + name + "'"),
            H5Aclose);
-  if (H5Awrite(a.get(), H5T_NATIVE_INT64, &value) < 0) throw DataError(path + ": cannot write attribute " + name);
+  check(H5Awrite(a.get(), H5T_NATIVE_INT64, &value), path, "cannot write attribute " + name);
 }
 
 void write_string_attribute(hid_t file, const std::string& name, const std::string& value,
@@ -183,7 +207,7 @@ void write_string_attribute(hid_t file, const std::string& name, const std::stri
                  "cannot create attribute '" + name + "'"),
            H5Aclose);
   const char* p = value.c_str();
-  if (H5Awrite(a.get(), type.get(), &p) < 0) throw DataError(path + ": cannot write attribute " + name);
+  check(H5Awrite(a.get(), type.get(), &p), path, "cannot write attribute " + name);
 }
 
 }  // namespace asr::h5

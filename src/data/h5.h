@@ -16,8 +16,20 @@ namespace asr::h5 {
 // correctness independent of how the library was built.
 std::mutex& global_mutex();
 
-// Turns off HDF5's automatic error-stack printing (errors become asr::Error).
-void silence_errors();
+// Starts the library the way this module needs it, before any other HDF5
+// call: automatic error-stack printing off (errors become asr::Error carrying
+// error_detail()), and no exit-time H5close. libhdf5 1.10 leaves a file whose
+// H5Fclose failed (disk full while flushing) half destroyed, and its exit-time
+// cleanup then dereferences it: SIGSEGV after the error was already reported.
+// Every handle of this module is closed by RAII before exit, so the exit-time
+// pass has nothing left to do on any path.
+void init_library();
+
+// The most specific message on this thread's HDF5 error stack: the system's
+// reason ("No space left on device") when a file driver call failed, else the
+// innermost description; "" when the stack is empty. Read it right after the
+// failing call, before any other HDF5 call clears the stack.
+std::string error_detail();
 
 class Handle {
  public:
@@ -37,10 +49,15 @@ class Handle {
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
   ~Handle() { reset(); }
-  void reset() {
-    if (id_ >= 0 && closer_) closer_(id_);
+  // Closes now and returns the closer's status: a writer must check it, since
+  // closing a file flushes it and can fail (disk full).
+  herr_t close() {
+    const herr_t status = id_ >= 0 && closer_ ? closer_(id_) : 0;
     id_ = -1;
+    return status;
   }
+  // Closes, ignoring failure: for error paths, where an error is already on its way.
+  void reset() { close(); }
   hid_t get() const { return id_; }
   bool valid() const { return id_ >= 0; }
 
@@ -49,7 +66,8 @@ class Handle {
   Closer closer_ = nullptr;
 };
 
-// Checks an id or status and throws asr::Error("<file>: <what>") when negative.
+// Checks an id or status and throws asr::DataError("<file>: <what>: <error_detail()>")
+// when negative.
 hid_t check(hid_t id, const std::string& file, const std::string& what);
 
 Handle create_file(const std::string& path);

@@ -1,15 +1,17 @@
 #include "asr/data/preprocess.h"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <deque>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "asr/audio/audio_io.h"
 #include "asr/core/atomic_file.h"
@@ -21,6 +23,7 @@
 #include "asr/data/shard_format.h"
 #include "asr/data/split.h"
 #include "asr/text/tokenizer.h"
+#include "output_dir.h"
 #include "shard_writer.h"
 
 namespace asr {
@@ -44,28 +47,29 @@ struct Decoded {
   std::vector<int32_t> tokens;
 };
 
-// Removes the partial output directory unless the run got to the rename.
-class TempDirGuard {
- public:
-  explicit TempDirGuard(fs::path p) : path_(std::move(p)) {}
-  ~TempDirGuard() {
-    if (!committed_) {
-      std::error_code ec;
-      fs::remove_all(path_, ec);
-    }
-  }
-  void commit() { committed_ = true; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-  bool committed_ = false;
-};
-
 std::string describe_reject(const Reject& r) {
   std::string where = "line " + std::to_string(r.line);
   if (!r.id.empty()) where += " (" + r.id + ")";
   return where + ": " + r.reason;
+}
+
+// "missing audio 3, too short 2": rejections per kind, the most common first.
+std::string count_by_kind(const std::vector<Reject>& rejects) {
+  std::map<std::string, size_t> counts;
+  for (const Reject& r : rejects) ++counts[r.kind.empty() ? r.reason : r.kind];
+  std::vector<std::pair<std::string, size_t>> sorted(counts.begin(), counts.end());
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::string out;
+  for (const auto& [kind, n] : sorted) out += (out.empty() ? "" : ", ") + kind + " " + std::to_string(n);
+  return out;
+}
+
+// The first `n` rejections in metadata order, for messages.
+std::string first_rejects(std::vector<Reject> rejects, size_t n) {
+  std::stable_sort(rejects.begin(), rejects.end(), [](const Reject& a, const Reject& b) { return a.line < b.line; });
+  std::string out;
+  for (size_t i = 0; i < rejects.size() && i < n; ++i) out += (i ? "; " : "") + describe_reject(rejects[i]);
+  return out;
 }
 
 void fail_if_strict(const PreprocessOptions& o, const std::vector<Reject>& rejects) {
@@ -74,49 +78,69 @@ void fail_if_strict(const PreprocessOptions& o, const std::vector<Reject>& rejec
               describe_reject(rejects.front()) + "; fix the input or drop --strict (no output was written)");
 }
 
+// Why nothing is left to train on: the reasons counted, and the first rows.
+[[noreturn]] void fail_no_usable(const PreprocessOptions& o, const std::vector<Reject>& rejects, size_t rows) {
+  if (rows == 0)
+    throw DataError("no usable utterances in " + o.input + ": metadata.csv has no rows (it is empty or blank)");
+  throw DataError("no usable utterances in " + o.input + ": all " + std::to_string(rows) + " rows were rejected (" +
+                  count_by_kind(rejects) + "); first " + first_rejects(rejects, 3));
+}
+
+const char* signal_name(int signal) {
+  switch (signal) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+  }
+}
+
+bool stop_requested(const PreprocessOptions& o) { return o.stop_signal && o.stop_signal->load() != 0; }
+
+void stop_if_requested(const PreprocessOptions& o) {
+  if (stop_requested(o)) throw PreprocessInterrupted(o.stop_signal->load(), o.output);
+}
+
+// Finds the row's audio (by type, without opening anything that is not a
+// regular file) and checks its header; a Reject with an empty reason when usable.
+Reject probe_row(CorpusRow& row, const std::string& wavs, const PreprocessOptions& o, AudioInfo& info) {
+  auto reject = [&](const std::string& kind, const std::string& reason) { return Reject{row.line, row.id, reason, kind}; };
+  const AudioLookup found = locate_audio(wavs, row.id);
+  if (found.path.empty()) return reject(found.kind, found.problem);
+  row.audio_path = found.path;
+  try {
+    info = probe_audio(row.audio_path);
+  } catch (const Error& e) {
+    return reject("unusable audio", std::string("unusable audio: ") + e.what());
+  }
+  if (info.frames <= 0) return reject("zero-length audio", "zero-length audio in " + row.audio_path);
+  if (info.duration() < o.min_duration)
+    return reject("too short", "clip is " + std::to_string(info.duration()) + " s, shorter than --min-duration " +
+                                   std::to_string(o.min_duration) + " s (too short for one model frame)");
+  if (info.duration() > o.max_duration)
+    return reject("too long", "clip is " + std::to_string(info.duration()) + " s, longer than --max-duration " +
+                                  std::to_string(o.max_duration) + " s");
+  return Reject{};
+}
+
 // Header-only checks of every accepted row's audio, in parallel.
 std::vector<Candidate> probe_rows(std::vector<CorpusRow> rows, const PreprocessOptions& o, ThreadPool& pool,
                                   std::vector<Reject>& rejects) {
   std::vector<AudioInfo> infos(rows.size());
-  std::vector<std::string> errors(rows.size());
+  std::vector<Reject> problems(rows.size());  // reason empty: usable
+  const std::string wavs = (fs::path(o.input) / "wavs").string();
   pool.parallel_for(0, rows.size(), [&](size_t i) {
-    try {
-      infos[i] = probe_audio(rows[i].wav_path);
-      if (infos[i].frames <= 0)
-        errors[i] = "zero-length audio in " + rows[i].wav_path;
-      else if (infos[i].duration() < o.min_duration)
-        errors[i] = "clip is " + std::to_string(infos[i].duration()) + " s, shorter than --min-duration " +
-                    std::to_string(o.min_duration) + " s (too short for one model frame)";
-      else if (infos[i].duration() > o.max_duration)
-        errors[i] = "clip is " + std::to_string(infos[i].duration()) + " s, longer than --max-duration " +
-                    std::to_string(o.max_duration) + " s";
-    } catch (const Error& e) {
-      errors[i] = std::string("unusable audio: ") + e.what();
-    }
+    if (stop_requested(o)) return;
+    problems[i] = probe_row(rows[i], wavs, o, infos[i]);
   });
+  stop_if_requested(o);
   std::vector<Candidate> out;
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (!errors[i].empty())
-      rejects.push_back(Reject{rows[i].line, rows[i].id, errors[i]});
+    if (!problems[i].reason.empty())
+      rejects.push_back(std::move(problems[i]));
     else
       out.push_back(Candidate{std::move(rows[i]), infos[i], ""});
   }
-  return out;
-}
-
-fs::path prepare_output(const PreprocessOptions& o) {
-  fs::path out = fs::absolute(o.output).lexically_normal();
-  if (out.filename().empty()) out = out.parent_path();
-  std::error_code ec;
-  if (fs::exists(out, ec)) {
-    if (!o.overwrite) throw Error("output " + out.string() + " already exists; pass --overwrite to replace it");
-    if (!fs::is_directory(out)) throw Error("output " + out.string() + " exists and is not a directory");
-    if (!fs::is_empty(out) && !fs::exists(out / "manifest.json"))
-      throw Error("output " + out.string() + " is not empty and holds no manifest.json; refusing to replace "
-                  "a directory asr_preprocess did not write");
-  }
-  fs::create_directories(out.parent_path(), ec);
-  if (ec) throw Error("cannot create " + out.parent_path().string() + ": " + ec.message());
   return out;
 }
 
@@ -166,21 +190,71 @@ json options_json(const PreprocessOptions& o) {
 
 }  // namespace
 
+namespace {
+
+std::string format_bound(const OptionRange& r, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, r.integer ? "%.0f" : "%g", v);
+  return buf;
+}
+
+// Why `value` is outside `r` ("" when it is inside), without naming the flag.
+std::string range_problem(const OptionRange& r, double value, const std::string& shown) {
+  if (std::isfinite(value) && value >= r.lo && value <= r.hi) return "";
+  if (std::isnan(value)) return shown + " is not a number (" + r.what + ")";
+  return shown + " is out of range: use " + (r.integer ? "an integer" : "a number") + " from " +
+         format_bound(r, r.lo) + " to " + format_bound(r, r.hi) + " (" + r.what + ")";
+}
+
+template <class T>
+void require_in_range(const OptionRange& r, T value) {
+  if (std::string p = range_problem(r, static_cast<double>(value), std::to_string(value)); !p.empty())
+    throw Error(std::string(r.flag) + " " + p);
+}
+
+}  // namespace
+
+std::string option_value_problem(const OptionRange& r, const std::string& text) {
+  const char* end = text.data() + text.size();
+  double value = 0;
+  if (r.integer) {
+    long long n = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), end, n);
+    if (ec == std::errc::result_out_of_range) return range_problem(r, HUGE_VAL, text);
+    if (ec != std::errc() || ptr != end || text.empty()) return "'" + text + "' is not an integer (" + r.what + ")";
+    value = static_cast<double>(n);
+  } else {
+    auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (ec == std::errc::result_out_of_range) return range_problem(r, HUGE_VAL, text);
+    if (ec != std::errc() || ptr != end || text.empty()) return "'" + text + "' is not a number (" + r.what + ")";
+  }
+  return range_problem(r, value, text);
+}
+
 void validate(const PreprocessOptions& o) {
+  namespace range = preprocess_ranges;
   if (o.input.empty()) throw Error("--input is required (an LJSpeech-1.1 directory)");
   if (o.output.empty()) throw Error("--output is required");
-  if (o.sample_rate < 1000 || o.sample_rate > 192000)
-    throw Error("--sample-rate " + std::to_string(o.sample_rate) + " is out of range (1000..192000)");
-  if (o.shards < 1) throw Error("--shards must be at least 1");
-  if (o.vocab_size < 3) throw Error("--vocab-size must be at least 3");
+  require_in_range(range::kSampleRate, o.sample_rate);
+  require_in_range(range::kShards, o.shards);
+  require_in_range(range::kVocabSize, o.vocab_size);
+  require_in_range(range::kVal, o.val);
+  require_in_range(range::kTest, o.test);
+  require_in_range(range::kThreads, o.threads);
+  require_in_range(range::kMinDuration, o.min_duration);
+  require_in_range(range::kMaxDuration, o.max_duration);
   if (o.tokenizer != "bpe" && o.tokenizer != "unigram" && o.tokenizer != "char")
     throw Error("--tokenizer must be bpe, unigram or char (got '" + o.tokenizer + "')");
-  if (!(o.max_duration > 0)) throw Error("--max-duration must be positive");
-  if (!(o.min_duration >= 0) || o.min_duration >= o.max_duration)
-    throw Error("--min-duration must be at least 0 and below --max-duration");
+  if (o.min_duration >= o.max_duration)
+    throw Error(fmt::format("--min-duration {} must be below --max-duration {}", o.min_duration, o.max_duration));
   if (fs::absolute(o.input).lexically_normal() == fs::absolute(o.output).lexically_normal())
     throw Error("--output must differ from --input");
 }
+
+PreprocessInterrupted::PreprocessInterrupted(int signal, const std::string& output)
+    : Error(std::string("stopped by ") + signal_name(signal) + " before the output was complete: " + output +
+            " was left as it was and the temporary directory is removed; run again to preprocess"),
+      signal_(signal) {}
 
 namespace {
 
@@ -197,10 +271,10 @@ Corpus read_corpus(const PreprocessOptions& o, ThreadPool& pool) {
   Corpus c;
   c.rejects = std::move(listing.rejects);
   c.total_rows = listing.rows.size() + c.rejects.size();
+  stop_if_requested(o);
   c.cands = probe_rows(std::move(listing.rows), o, pool, c.rejects);
   fail_if_strict(o, c.rejects);
-  if (c.cands.empty())
-    throw DataError("no usable utterances in " + o.input + " (" + std::to_string(c.rejects.size()) + " rejected)");
+  if (c.cands.empty()) fail_no_usable(o, c.rejects, c.total_rows);
   return c;
 }
 
@@ -212,13 +286,39 @@ Tokenizer assign_splits_and_train_tokenizer(Corpus& c, const PreprocessOptions& 
     c.cands[i].split = splits[i];
     if (splits[i] == "train") train_text.push_back(c.cands[i].row.normalized);
   }
-  return train_tokenizer(train_text, {o.tokenizer, o.vocab_size});
+  Tokenizer tokenizer = train_tokenizer(train_text, {o.tokenizer, o.vocab_size, "--vocab-size"});
+  stop_if_requested(o);
+  return tokenizer;
+}
+
+// Held-out text can hold characters the training text never has; the
+// tokenizer (and so the model) can only spell them <unk>. Not an error: the
+// rows are fine, but the held-out error rate counts them, so say how many.
+void warn_about_unknown_tokens(const Corpus& c, const Tokenizer& tokenizer) {
+  std::set<char> train_chars;
+  for (const Candidate& cand : c.cands)
+    if (cand.split == "train") train_chars.insert(cand.row.normalized.begin(), cand.row.normalized.end());
+  for (const char* split : {"val", "test"}) {
+    size_t tokens = 0, unknown = 0;
+    std::set<char> missing;
+    for (const Candidate& cand : c.cands) {
+      if (cand.split != split) continue;
+      const std::vector<int> ids = tokenizer.encode(cand.row.normalized);
+      tokens += ids.size();
+      unknown += static_cast<size_t>(std::count(ids.begin(), ids.end(), tokenizer.unk_id()));
+      for (char ch : cand.row.normalized)
+        if (!train_chars.count(ch)) missing.insert(ch);
+    }
+    if (unknown == 0) continue;
+    spdlog::warn("{}: {} of {} tokens ({:.2f}%) are <unk>: the characters [{}] never occur in the training text",
+                 split, unknown, tokens, 100.0 * unknown / tokens, std::string(missing.begin(), missing.end()));
+  }
 }
 
 Decoded decode_one(const Candidate& c, const Tokenizer& tokenizer, int sample_rate) {
   Decoded d;
   try {
-    std::vector<float> audio = load_audio(c.row.wav_path, sample_rate);
+    std::vector<float> audio = load_audio(c.row.audio_path, sample_rate);
     d.audio = to_int16(audio.data(), audio.size());
     std::vector<int> ids = tokenizer.encode(c.row.normalized);
     d.tokens.assign(ids.begin(), ids.end());
@@ -234,32 +334,57 @@ struct ShardsWritten {
   size_t count[3] = {0, 0, 0};         // utterances per split, in kSplits order
 };
 
+// Decodes running on the pool read the corpus and the tokenizer: every one
+// must finish before an error or a stop unwinds past their owners.
+struct InflightDecodes {
+  std::deque<std::future<Decoded>> queue;
+  ~InflightDecodes() {
+    for (auto& f : queue)
+      if (f.valid()) f.wait();
+  }
+};
+
+int64_t expected_samples(const ShardPlan& shard, const Corpus& c, int sample_rate) {
+  int64_t expected = 0;
+  for (size_t i : shard.items)
+    expected += std::llround(static_cast<double>(c.cands[i].info.frames) * sample_rate / c.cands[i].info.sample_rate);
+  return expected;
+}
+
+json shard_record(const ShardPlan& shard, const ShardWriter::Result& r, const fs::path& path) {
+  std::error_code ec;
+  const uintmax_t bytes = fs::file_size(path, ec);
+  if (ec) throw DataError("cannot read the size of " + path.string() + ": " + ec.message());
+  return json{{"file", shard.file}, {"utterances", r.utterances}, {"samples", r.samples},
+              {"seconds", r.seconds}, {"bytes", bytes},           {"crc32c", crc32c_file_hex(path.string())}};
+}
+
 // One shard: its utterances decoded on the pool, at most `window` ahead of
 // this thread, which is the only writer (HDF5 is single-threaded).
 void write_shard(const ShardPlan& shard, Corpus& c, const Tokenizer& tokenizer, const PreprocessOptions& o,
                  ThreadPool& pool, const fs::path& dir, Progress& progress, double& done_seconds, ShardsWritten& out) {
-  int64_t expected = 0;
-  for (size_t i : shard.items)
-    expected += std::llround(static_cast<double>(c.cands[i].info.frames) * o.sample_rate / c.cands[i].info.sample_rate);
-  ShardWriter writer((dir / shard.file).string(), o.sample_rate, shard.split, expected);
+  const fs::path path = dir / shard.file;
+  ShardWriter writer(path.string(), o.sample_rate, shard.split, expected_samples(shard, c, o.sample_rate));
   const size_t window = pool.size() * 16;
-  std::deque<std::future<Decoded>> inflight;
+  InflightDecodes inflight;
   size_t next = 0;
   auto submit_more = [&] {
-    for (; next < shard.items.size() && inflight.size() < window; ++next) {
+    for (; next < shard.items.size() && inflight.queue.size() < window; ++next) {
       const Candidate* cand = &c.cands[shard.items[next]];
-      inflight.push_back(pool.submit([cand, &tokenizer, &o] { return decode_one(*cand, tokenizer, o.sample_rate); }));
+      inflight.queue.push_back(
+          pool.submit([cand, &tokenizer, &o] { return decode_one(*cand, tokenizer, o.sample_rate); }));
     }
   };
   submit_more();
   for (size_t k = 0; k < shard.items.size(); ++k) {
-    Decoded d = inflight.front().get();
-    inflight.pop_front();
+    stop_if_requested(o);
+    Decoded d = inflight.queue.front().get();
+    inflight.queue.pop_front();
     submit_more();
     const Candidate& cand = c.cands[shard.items[k]];
     done_seconds += cand.info.duration();
     if (!d.error.empty()) {
-      c.rejects.push_back(Reject{cand.row.line, cand.row.id, d.error});
+      c.rejects.push_back(Reject{cand.row.line, cand.row.id, d.error, "unusable audio"});
       fail_if_strict(o, c.rejects);
     } else {
       writer.add(cand.row.id, cand.row.text, cand.row.normalized, d.audio, d.tokens);
@@ -270,15 +395,9 @@ void write_shard(const ShardPlan& shard, Corpus& c, const Tokenizer& tokenizer, 
     progress.advance(1, extra);
   }
   const ShardWriter::Result r = writer.close();
-  const fs::path path = dir / shard.file;
   fsync_path(path);
   json& sj = out.splits[shard.split];
-  sj["shards"].push_back(json{{"file", shard.file},
-                              {"utterances", r.utterances},
-                              {"samples", r.samples},
-                              {"seconds", r.seconds},
-                              {"bytes", fs::file_size(path)},
-                              {"crc32c", crc32c_file_hex(path.string())}});
+  sj["shards"].push_back(shard_record(shard, r, path));
   sj["utterances"] = sj.value("utterances", size_t{0}) + r.utterances;
   sj["seconds"] = sj.value("seconds", 0.0) + r.seconds;
   for (int s = 0; s < 3; ++s)
@@ -318,7 +437,7 @@ void write_manifest(const fs::path& dir, const PreprocessOptions& o, const Corpu
                      {"type", o.tokenizer},
                      {"vocab_size", tokenizer.vocab_size()},
                      {"blank_id", tokenizer.blank_id()},
-                     {"unk_id", 1},
+                     {"unk_id", tokenizer.unk_id()},
                      {"crc32c", crc32c_file_hex((dir / "tokenizer.model").string())}}},
       {"splits", shards.splits},
   };
@@ -326,45 +445,16 @@ void write_manifest(const fs::path& dir, const PreprocessOptions& o, const Corpu
   fsync_path(dir);
 }
 
-// 6. Swap into place; an old output is moved aside first and removed after.
-void install_output(TempDirGuard& tmp, const fs::path& out_dir) {
-  const fs::path old = out_dir.parent_path() / ("." + out_dir.filename().string() + ".old-" + std::to_string(getpid()));
-  std::error_code ec;
-  const bool had_old = fs::exists(out_dir, ec);
-  if (had_old) rename_durable(out_dir, old);
-  rename_durable(tmp.path(), out_dir);
-  tmp.commit();
-  if (had_old) fs::remove_all(old, ec);
-}
-
-void warn_about_rejects(const std::vector<Reject>& rejects, const fs::path& out_dir) {
+void warn_about_rejects(std::vector<Reject> rejects, const fs::path& out_dir) {
   if (rejects.empty()) return;
-  spdlog::warn("{} row(s) rejected, listed in {}", rejects.size(), (out_dir / "rejects.tsv").string());
+  spdlog::warn("{} row(s) rejected ({}), listed in {}", rejects.size(), count_by_kind(rejects),
+               (out_dir / "rejects.tsv").string());
+  std::stable_sort(rejects.begin(), rejects.end(), [](const Reject& a, const Reject& b) { return a.line < b.line; });
   for (size_t i = 0; i < rejects.size() && i < 10; ++i) spdlog::warn("  {}", describe_reject(rejects[i]));
 }
 
-}  // namespace
-
-PreprocessSummary run_preprocess(const PreprocessOptions& o) {
-  validate(o);
-  const auto start = std::chrono::steady_clock::now();
-  const fs::path out_dir = prepare_output(o);
-  ThreadPool pool(o.threads);
-  Corpus corpus = read_corpus(o, pool);
-  Tokenizer tokenizer = assign_splits_and_train_tokenizer(corpus, o);
-  const std::vector<ShardPlan> plan = plan_shards(corpus.cands, o.shards);
-
-  // 3. Everything goes into a hidden sibling first; renamed only when complete.
-  TempDirGuard tmp(out_dir.parent_path() / ("." + out_dir.filename().string() + ".partial-" + std::to_string(getpid())));
-  fs::remove_all(tmp.path());
-  fs::create_directories(tmp.path());
-  write_file_atomic(tmp.path() / "tokenizer.model", tokenizer.model_bytes());
-  const ShardsWritten shards = write_shards(plan, corpus, tokenizer, o, pool, tmp.path());
-  write_rejects(tmp.path() / "rejects.tsv", corpus.rejects);
-  write_manifest(tmp.path(), o, corpus, tokenizer, shards);
-  install_output(tmp, out_dir);
-  warn_about_rejects(corpus.rejects, out_dir);
-
+PreprocessSummary summarize(const Corpus& corpus, const ShardsWritten& shards, const Tokenizer& tokenizer,
+                            std::chrono::steady_clock::time_point start) {
   PreprocessSummary s;
   s.metadata_rows = corpus.total_rows;
   s.train = shards.count[0];
@@ -376,6 +466,32 @@ PreprocessSummary run_preprocess(const PreprocessOptions& o) {
   s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   s.vocab_size = tokenizer.vocab_size();
   return s;
+}
+
+}  // namespace
+
+PreprocessSummary run_preprocess(const PreprocessOptions& o) {
+  validate(o);
+  const auto start = std::chrono::steady_clock::now();
+  OutputDirectory out(o.output, o.overwrite);  // locked, stale temporary directories gone, ours made
+  ThreadPool pool(o.threads);
+  Corpus corpus = read_corpus(o, pool);
+  Tokenizer tokenizer = assign_splits_and_train_tokenizer(corpus, o);
+  warn_about_unknown_tokens(corpus, tokenizer);
+
+  // 3. Everything goes into the temporary directory; swapped into place only when complete.
+  const fs::path& tmp = out.temp_path();
+  write_file_atomic(tmp / "tokenizer.model", tokenizer.model_bytes());
+  const ShardsWritten shards = write_shards(plan_shards(corpus.cands, o.shards), corpus, tokenizer, o, pool, tmp);
+  if (shards.count[0] == 0)
+    throw DataError("no training utterances left: every row of the train split was rejected while decoding (" +
+                    count_by_kind(corpus.rejects) + "); first " + first_rejects(corpus.rejects, 3));
+  write_rejects(tmp / "rejects.tsv", corpus.rejects);
+  write_manifest(tmp, o, corpus, tokenizer, shards);
+  stop_if_requested(o);
+  out.install();
+  warn_about_rejects(corpus.rejects, out.final_path());
+  return summarize(corpus, shards, tokenizer, start);
 }
 
 std::string describe(const PreprocessSummary& s) {

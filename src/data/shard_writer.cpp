@@ -31,6 +31,13 @@ ShardWriter::ShardWriter(std::string path, int sample_rate, const std::string& s
                       H5Dclose);
 }
 
+ShardWriter::~ShardWriter() {
+  // Only reached open after a failure: close under the lock, ignoring errors.
+  std::lock_guard<std::mutex> lock(h5::global_mutex());
+  audio_.reset();
+  file_.reset();
+}
+
 void ShardWriter::add(const std::string& id, const std::string& text, const std::string& normalized,
                       const std::vector<int16_t>& audio, const std::vector<int32_t>& tokens) {
   pending_.insert(pending_.end(), audio.begin(), audio.end());
@@ -48,12 +55,12 @@ void ShardWriter::flush_audio() {
   if (pending_.empty()) return;
   std::lock_guard<std::mutex> lock(h5::global_mutex());
   hsize_t start = static_cast<hsize_t>(written_), count = pending_.size(), total = start + count;
-  if (H5Dset_extent(audio_.get(), &total) < 0) throw DataError(path_ + ": cannot extend the audio dataset");
+  h5::check(H5Dset_extent(audio_.get(), &total), path_, "cannot extend the audio dataset");
   h5::Handle space(H5Dget_space(audio_.get()), H5Sclose);
   H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr);
   h5::Handle mem(H5Screate_simple(1, &count, nullptr), H5Sclose);
-  if (H5Dwrite(audio_.get(), H5T_NATIVE_INT16, mem.get(), space.get(), H5P_DEFAULT, pending_.data()) < 0)
-    throw DataError(path_ + ": cannot write audio (disk full?)");
+  h5::check(H5Dwrite(audio_.get(), H5T_NATIVE_INT16, mem.get(), space.get(), H5P_DEFAULT, pending_.data()), path_,
+            "cannot write audio");
   written_ += static_cast<int64_t>(count);
   pending_.clear();
 }
@@ -69,9 +76,9 @@ ShardWriter::Result ShardWriter::close() {
   h5::write_strings(f, shard::kText, text_, path_);
   h5::write_strings(f, shard::kNormalized, normalized_, path_);
   h5::write_double(f, shard::kDurations, durations_, path_);
-  audio_.reset();
-  if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw DataError(path_ + ": cannot flush (disk full?)");
-  file_.reset();
+  h5::check(audio_.close(), path_, "cannot close the audio dataset");
+  h5::check(H5Fflush(f, H5F_SCOPE_GLOBAL), path_, "cannot flush");
+  h5::check(file_.close(), path_, "cannot close");
   Result r;
   r.utterances = ids_.size();
   r.samples = written_;

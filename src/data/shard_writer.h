@@ -13,6 +13,7 @@ class ShardWriter {
  public:
   // `expected_samples` sizes the HDF5 chunks so small shards stay small.
   ShardWriter(std::string path, int sample_rate, const std::string& split, int64_t expected_samples);
+  ~ShardWriter();
   ShardWriter(const ShardWriter&) = delete;
   ShardWriter& operator=(const ShardWriter&) = delete;
 
@@ -24,7 +25,8 @@ class ShardWriter {
     int64_t samples = 0;
     double seconds = 0;
   };
-  // Writes the index datasets and closes the file.
+  // Writes the index datasets and closes the file; throws asr::DataError
+  // naming the file and the system's reason when anything fails.
   Result close();
 
  private:

@@ -8,7 +8,7 @@
 namespace asr {
 
 std::vector<std::string> assign_splits(size_t n, size_t val, size_t test) {
-  if (val + test >= n)
+  if (val >= n || test >= n - val)  // val + test >= n, without overflow
     throw Error("--val " + std::to_string(val) + " plus --test " + std::to_string(test) + " leaves no training data (" +
                 std::to_string(n) + " usable utterances); lower them");
   std::vector<std::string> out(n, "train");

@@ -30,6 +30,7 @@ class Tokenizer {
 
   int vocab_size() const;
   int blank_id() const { return 0; }
+  int unk_id() const { return 1; }
   // The serialized model (what tokenizer.model holds); checkpoints embed it.
   const std::string& model_bytes() const;
 
