@@ -13,7 +13,7 @@ packages=(
   libtomlplusplus-dev libspdlog-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  espeak-ng sox python3 python3-h5py python3-numpy
+  espeak-ng sox python3 python3-h5py python3-numpy python3-matplotlib
   wamerican
 )
 
