@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "asr/audio/audio_io.h"
+#include "asr/data/preprocess.h"
 
 namespace asr::test {
 
@@ -46,6 +47,19 @@ inline std::vector<std::string> write_corpus(const std::filesystem::path& dir, s
     ids.push_back(id);
   }
   return ids;
+}
+
+// Options for dir/in -> dir/out, small enough for test corpora.
+inline PreprocessOptions preprocess_options(const std::filesystem::path& dir, size_t val = 3, size_t test = 3) {
+  PreprocessOptions o;
+  o.input = (dir / "in").string();
+  o.output = (dir / "out").string();
+  o.val = val;
+  o.test = test;
+  o.vocab_size = 60;
+  o.shards = 3;
+  o.threads = 2;
+  return o;
 }
 
 inline std::string slurp(const std::filesystem::path& p) {

@@ -19,15 +19,7 @@ using asr::test::TempDir;
 namespace {
 
 asr::PreprocessOptions options_for(const TempDir& dir, size_t val = 3, size_t test = 3) {
-  asr::PreprocessOptions o;
-  o.input = (dir / "in").string();
-  o.output = (dir / "out").string();
-  o.val = val;
-  o.test = test;
-  o.vocab_size = 60;
-  o.shards = 3;
-  o.threads = 2;
-  return o;
+  return asr::test::preprocess_options(dir.path(), val, test);
 }
 
 // Every stored utterance, across splits, by id.
