@@ -8,6 +8,7 @@
 #endif
 #include <spdlog/spdlog.h>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
 
@@ -16,11 +17,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
-#include <type_traits>
 
 #include "asr/distributed/device.h"
 #include "asr/distributed/world.h"
 #include "c10d_communicator.h"
+#include "rendezvous.h"
 
 namespace asr::distributed {
 namespace {
@@ -67,63 +68,16 @@ std::string host_name() {
 
 milliseconds to_ms(double seconds) { return milliseconds(int64_t(seconds * 1000.0)); }
 
+// Each store request may take this long (Gloo's own rendezvous goes through it).
 milliseconds connect_timeout(const GroupSpec& spec) { return std::max(spec.timeout, spec.connect_timeout); }
 
 std::vector<uint8_t> c10d_bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 
-// LibTorch 2.4 on turns TCPStoreOptions::useLibUV on by default, and a
-// LibTorch built without libuv (Debian's 2.6) then refuses to open any store.
-// The libuv server scales better, so it is kept where it exists; where the
-// library says it lacks it, the classic server is used. Older LibTorch has
-// no such option (detected from the type, not from a version number).
-template <typename Options, typename = void>
-struct HasUseLibUV : std::false_type {};
-template <typename Options>
-struct HasUseLibUV<Options, std::void_t<decltype(std::declval<Options&>().useLibUV)>> : std::true_type {};
-
-// A template so that the branch naming useLibUV is only compiled where it exists.
-template <typename Options>
-c10::intrusive_ptr<c10d::TCPStore> make_store(const std::string& host, Options opts) {
-  try {
-    return c10::make_intrusive<c10d::TCPStore>(host, opts);
-  } catch (const std::exception& e) {
-    if constexpr (HasUseLibUV<Options>::value) {
-      if (opts.useLibUV && std::string_view(e.what()).find("libuv") != std::string_view::npos) {
-        opts.useLibUV = false;
-        return c10::make_intrusive<c10d::TCPStore>(host, opts);
-      }
-    }
-    throw;
-  }
-}
-
-c10::intrusive_ptr<c10d::TCPStore> open_store(const std::string& host, int port, bool server, int world,
-                                               milliseconds timeout, int rank) {
-  c10d::TCPStoreOptions opts;
-  opts.port = static_cast<std::uint16_t>(port);
-  opts.isServer = server;
-  opts.numWorkers = world;
-  // Waiting for workers inside the constructor would deadlock the MPI path
-  // (the others learn the port only afterwards); the backend's own
-  // rendezvous waits for everyone, with the timeout.
-  opts.waitWorkers = false;
-  opts.timeout = timeout;
-  try {
-    return make_store(host, opts);
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    throw CollectiveError(fmt::format(
-        "rank {}: could not {} the rendezvous store at {}:{} (timeout {:.0f} s): {}. Check MASTER_ADDR/MASTER_PORT "
-        "(or dist.master_addr and dist.master_port) and that rank 0 is running.",
-        rank, server ? "open" : "reach", host, port, timeout.count() / 1000.0, what));
-  }
-}
-
 // Under mpirun: ranks from MPI itself, the store address from rank 0.
-void mpi_rendezvous(const DistOptions& options, LaunchInfo& info, GroupSpec& spec) {
+void mpi_rendezvous(const DistOptions& options, LaunchInfo& info, GroupSpec& spec,
+                    RendezvousClock::time_point deadline) {
 #ifndef ASR_WITH_MPI
-  (void)options, (void)info, (void)spec;
+  (void)options, (void)info, (void)spec, (void)deadline;
   throw Error("launched under mpirun, but this build has no MPI (ASR_WITH_MPI=OFF): launch the ranks with "
               "torchrun-style RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT variables or with srun");
 #else
@@ -144,24 +98,34 @@ void mpi_rendezvous(const DistOptions& options, LaunchInfo& info, GroupSpec& spe
   spec.session->rank = info.rank;
 
   // Rank 0 binds first (port 0 = any free port unless one was configured),
-  // then tells everyone its host name and the port it got.
+  // then tells everyone its host name and the port it got, or -1 when it
+  // could not (the others must not wait in MPI_Bcast for a rank that is gone).
   char host[256] = {0};
-  int port = 0;
+  int port = -1;
   c10::intrusive_ptr<c10d::TCPStore> store;
+  std::exception_ptr failure;
   if (info.rank == 0) {
     std::string addr = options.master_addr.empty() ? host_name() : options.master_addr;
-    store = open_store(addr, options.master_port, true, info.world_size, connect_timeout(spec), 0);
-    port = store->getPort();
+    try {
+      store = host_store(addr, options.master_port, info.world_size, connect_timeout(spec));
+      port = store->getPort();
+    } catch (const std::exception&) {
+      failure = std::current_exception();
+    }
     std::strncpy(host, addr.c_str(), sizeof(host) - 1);
   }
   MPI_Bcast(host, sizeof(host), MPI_CHAR, 0, MPI_COMM_WORLD);
   MPI_Bcast(&port, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (failure) std::rethrow_exception(failure);
+  if (port < 0)
+    throw CollectiveError(fmt::format("rank {}: rank 0 could not host the rendezvous store on {} (its error says why)",
+                                      info.rank, host));
   info.master_addr = host;
   info.master_port = port;
   if (info.rank != 0) {
     const bool same_host = info.local_world_size == info.world_size || host_name() == info.master_addr;
-    store = open_store(same_host ? "127.0.0.1" : info.master_addr, port, false, info.world_size,
-                       connect_timeout(spec), info.rank);
+    store = reach_store(same_host ? "127.0.0.1" : info.master_addr, port, info.rank, info.world_size, deadline,
+                        connect_timeout(spec), "rank 0");
   }
   spec.session->store = store;
 #endif
@@ -221,6 +185,11 @@ LaunchInfo detect_launch(const EnvLookup& env) {
       throw Error("MASTER_ADDR is unset but the ranks span several hosts; set it to rank 0's host");
     info.master_addr = addr ? addr : "127.0.0.1";
     info.master_port = env_int(env, "MASTER_PORT", 29500);
+    const char* agent = lookup(env, "TORCHELASTIC_USE_AGENT_STORE");
+    if (agent && std::string_view(agent) == "True") {
+      info.agent_store = true;
+      info.store_prefix = fmt::format("/worker/attempt_{}", env_int(env, "TORCHELASTIC_RESTART_COUNT", 0));
+    }
     check_ranks(info, "RANK", "WORLD_SIZE");
   } else if (lookup(env, "OMPI_COMM_WORLD_SIZE") || lookup(env, "PMI_SIZE")) {
     info.launcher = Launcher::mpi;
@@ -283,20 +252,53 @@ GroupSpec group_spec(const DistOptions& options) {
   return spec;
 }
 
+// The store of a TCP launcher (torchrun-style, srun): rank 0 hosts it, or
+// torchrun's agent does (its static rendezvous), and the others are clients.
+c10::intrusive_ptr<c10d::Store> tcp_rendezvous(const DistOptions& options, LaunchInfo& info, const GroupSpec& spec,
+                                               RendezvousClock::time_point deadline) {
+  info.master_addr = options.master_addr.empty() ? info.master_addr : options.master_addr;
+  info.master_port = options.master_port > 0 ? options.master_port : info.master_port;
+  c10::intrusive_ptr<c10d::Store> store;
+  if (info.rank == 0 && !info.agent_store)
+    store = host_store(info.master_addr, info.master_port, info.world_size, connect_timeout(spec));
+  else
+    store = reach_store(info.master_addr, info.master_port, info.rank, info.world_size, deadline,
+                        connect_timeout(spec), info.agent_store ? "torchrun's agent" : "rank 0");
+  if (!info.store_prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(info.store_prefix, store);
+  return store;
+}
+
+// Every rank marks itself in the store and waits for all the others, with
+// progress lines naming the missing ones, until the connect deadline.
+void join_ranks(c10d::Store& store, const GroupSpec& spec, RendezvousClock::time_point start,
+                RendezvousClock::time_point deadline, const std::string& where) {
+  WatchdogGuard guard("rendezvous", spec.rank, spec.connect_timeout + spec.watchdog_margin);
+  try {
+    mark_rank(store, "asr/joined/", spec.rank);
+    wait_for_ranks(store, "asr/joined/", spec.rank, spec.world_size, start, deadline, "join the rendezvous", where);
+  } catch (const CollectiveError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw CollectiveError(fmt::format("rank {}: the rendezvous store {} failed while the ranks joined: {} (is rank 0, "
+                                      "or the launcher that hosts it, still running?)",
+                                      spec.rank, where, first_line(e.what())));
+  }
+}
+
 // Opens the rendezvous store (MPI, TCP, or in-process for one rank with an
-// explicit backend). False: one process with "auto", no group needed.
+// explicit backend) and waits until every rank is there. False: one process
+// with "auto", no group needed.
 bool open_rendezvous(const DistOptions& options, LaunchInfo& info, GroupSpec& spec) {
+  const auto start = RendezvousClock::now();
+  const auto deadline = start + spec.connect_timeout;  // dist.connect_timeout_seconds bounds the whole rendezvous
   if (info.launcher == Launcher::mpi) {
-    mpi_rendezvous(options, info, spec);
+    mpi_rendezvous(options, info, spec, deadline);
   } else if (info.world_size == 1 && options.backend == "auto") {
     return false;
   } else if (info.world_size == 1) {
     spec.session->store = c10::make_intrusive<c10d::HashStore>();
   } else {
-    info.master_addr = options.master_addr.empty() ? info.master_addr : options.master_addr;
-    info.master_port = options.master_port > 0 ? options.master_port : info.master_port;
-    spec.session->store = open_store(info.master_addr, info.master_port, info.rank == 0, info.world_size,
-                                     connect_timeout(spec), info.rank);
+    spec.session->store = tcp_rendezvous(options, info, spec, deadline);
   }
   if (info.world_size == 1 && options.backend == "auto") return false;  // MPI with one rank
   spec.rank = info.rank;
@@ -304,6 +306,8 @@ bool open_rendezvous(const DistOptions& options, LaunchInfo& info, GroupSpec& sp
   spec.local_rank = info.local_rank;
   spec.all_on_one_host = info.local_world_size >= info.world_size;
   spec.session->rank = info.rank;
+  spec.where = info.master_addr.empty() ? "in this process" : fmt::format("at {}:{}", info.master_addr, info.master_port);
+  join_ranks(*spec.session->store, spec, start, deadline, spec.where);
   return true;
 }
 
@@ -317,48 +321,32 @@ DeviceReport report_for(const DeviceChoice& choice, int rank, const std::string&
   return r;
 }
 
-// Waits for `keys`; on a timeout, names the ranks whose key is missing.
-void wait_for_ranks(c10d::Store& store, const GroupSpec& spec, const std::vector<std::string>& keys,
-                    const char* what) {
-  try {
-    store.wait(keys, connect_timeout(spec));
-  } catch (const std::exception&) {
-    std::vector<int> missing;
-    for (int r = 0; r < spec.world_size; ++r)
-      if (!store.check({keys[static_cast<size_t>(r)]})) missing.push_back(r);
-    throw CollectiveError(fmt::format("rank {}: rank(s) {} did not {} within {:.0f} s; are they running?", spec.rank,
-                                      describe_ranks(missing), what, connect_timeout(spec).count() / 1000.0));
-  }
-}
-
 // Every rank's report, through the store, within the connect timeout. Rank 0
 // hosts the store, so it waits until every rank has read the reports before
 // going on: a refusal must reach every rank, not a closed connection.
 std::vector<DeviceReport> exchange_reports(c10d::Store& store, const GroupSpec& spec, const DeviceReport& mine) {
-  auto keys_of = [&](const std::string& prefix) {
-    std::vector<std::string> keys;
-    for (int r = 0; r < spec.world_size; ++r) keys.push_back(prefix + std::to_string(r));
-    return keys;
-  };
-  const auto reports = keys_of("asr/device/"), reads = keys_of("asr/device-read/");
-  WatchdogGuard guard("device agreement", spec.rank, 2 * connect_timeout(spec) + spec.watchdog_margin);
+  WatchdogGuard guard("device agreement", spec.rank, 2 * spec.connect_timeout + spec.watchdog_margin);
   std::vector<DeviceReport> all;
   try {
-    store.set(reports[static_cast<size_t>(spec.rank)], c10d_bytes(encode_report(mine)));
-    wait_for_ranks(store, spec, reports, "report their device");
+    store.set("asr/device-report/" + std::to_string(spec.rank), c10d_bytes(encode_report(mine)));
+    mark_rank(store, "asr/device/", spec.rank);
+    auto start = RendezvousClock::now();
+    wait_for_ranks(store, "asr/device/", spec.rank, spec.world_size, start, start + spec.connect_timeout,
+                   "report their device", spec.where);
     for (int r = 0; r < spec.world_size; ++r) {
-      const auto bytes = store.get(reports[static_cast<size_t>(r)]);
+      const auto bytes = store.get("asr/device-report/" + std::to_string(r));
       all.push_back(decode_report(r, std::string(bytes.begin(), bytes.end())));
     }
-    store.set(reads[static_cast<size_t>(spec.rank)], c10d_bytes("1"));
-    if (spec.rank == 0) wait_for_ranks(store, spec, reads, "read the device reports");
+    mark_rank(store, "asr/device-read/", spec.rank);
+    start = RendezvousClock::now();
+    if (spec.rank == 0)
+      wait_for_ranks(store, "asr/device-read/", spec.rank, spec.world_size, start, start + spec.connect_timeout,
+                     "read the device reports", spec.where);
   } catch (const CollectiveError&) {
     throw;
   } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
     throw CollectiveError(fmt::format("rank {}: the rendezvous store failed during the device agreement: {}",
-                                      spec.rank, what));
+                                      spec.rank, first_line(e.what())));
   }
   return all;
 }
@@ -398,9 +386,9 @@ World join_world(const DistOptions& options, const std::string& device_policy, c
   world.comm = build_group(decision.backend, spec, world.device);
   if (world.comm->rank() == 0) {
     if (!decision.warning.empty()) spdlog::warn("dist: {}", decision.warning);
-    spdlog::info("dist: {} ranks via {}, backend {}, collective timeout {:.0f} s, rank 0 at {}:{}",
+    spdlog::info("dist: {} ranks via {}, backend {}, collective timeout {:.0f} s, rendezvous {}{}",
                  world.comm->world_size(), launcher_name(info.launcher), world.comm->backend_name(),
-                 options.timeout_seconds, info.master_addr.empty() ? "(local)" : info.master_addr, info.master_port);
+                 options.timeout_seconds, spec.where, info.agent_store ? " (the store of torchrun's agent)" : "");
   }
   return world;
 }

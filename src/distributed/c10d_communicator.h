@@ -44,6 +44,7 @@ struct GroupSpec {
   std::chrono::milliseconds timeout{300000};          // each collective
   std::chrono::milliseconds connect_timeout{300000};  // the rendezvous
   std::chrono::milliseconds watchdog_margin{30000};
+  std::string where;  // the rendezvous, for messages: "at HOST:PORT"
   std::shared_ptr<Session> session;
 };
 

@@ -62,6 +62,7 @@ bool gloo_sums_bfloat16(const GroupSpec& spec, const std::string& name) {
 }  // namespace
 
 std::unique_ptr<Communicator> make_gloo_communicator(const GroupSpec& spec, const std::string& name) {
+  install_collective_terminate_handler(spec.rank);
   const bool bf16 = gloo_sums_bfloat16(spec, name);
   // Two threads let one bucket's reduction run while the next is queued.
   auto pg = connect(spec, name + "/", 2);

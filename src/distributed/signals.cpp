@@ -7,6 +7,8 @@
 #include <csignal>
 #include <cstring>
 
+#include "asr/core/log.h"
+
 namespace asr::distributed {
 namespace {
 
@@ -14,10 +16,24 @@ namespace {
 std::atomic<int> g_signal{0};
 static_assert(std::atomic<int>::is_always_lock_free, "signal flag must be lock-free");
 
+const char* stop_line(int sig) {
+  switch (sig) {
+    case SIGUSR1: return "received SIGUSR1: every rank checkpoints at the next step boundary, then exits 75";
+    case SIGTERM: return "received SIGTERM: every rank checkpoints at the next step boundary, then exits 75";
+    case SIGINT: return "received SIGINT: every rank checkpoints at the next step boundary, then exits 75";
+  }
+  return "received a stop signal: every rank checkpoints at the next step boundary, then exits 75";
+}
+
+// Only async-signal-safe calls: an atomic and write(2) into the log file, so
+// that the rank's own log says which signal stopped it and when.
 extern "C" void on_stop_signal(int sig) {
   int expected = 0;
-  if (!g_signal.compare_exchange_strong(expected, sig) && sig == SIGINT) {
+  if (g_signal.compare_exchange_strong(expected, sig)) {
+    log_line_signal_safe("warning", stop_line(sig), /*also_stderr=*/false);
+  } else if (sig == SIGINT) {
     // Second ^C: the user means it.
+    log_line_signal_safe("warning", "received a second SIGINT: exiting at once, without a checkpoint", false);
     std::signal(SIGINT, SIG_DFL);
     std::raise(SIGINT);
   }

@@ -1,15 +1,19 @@
 #include "watchdog.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <cstdio>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "asr/core/error.h"
+#include "asr/core/log.h"
 
 namespace asr::distributed {
 namespace {
@@ -43,6 +47,15 @@ class Watchdog {
   void remove(uint64_t id) {
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.erase(id);
+  }
+
+  std::string in_flight() {
+    std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+    std::string out;
+    if (!lock.owns_lock()) return out;
+    for (const auto& [id, e] : entries_)
+      if (e.op.rfind("exit after ", 0) != 0) out += (out.empty() ? "'" : ", '") + e.op + "'";
+    return out;
   }
 
  private:
@@ -88,6 +101,47 @@ WatchdogGuard::~WatchdogGuard() { Watchdog::instance().remove(id_); }
 
 void watchdog_arm_exit_deadline(const std::string& reason, int rank, std::chrono::milliseconds limit) {
   Watchdog::instance().add(Entry{"exit after " + reason, rank, limit, Clock::now() + limit});
+}
+
+std::string watchdog_operations_in_flight() { return Watchdog::instance().in_flight(); }
+
+namespace {
+
+std::atomic<int> g_terminate_rank{-1};
+std::terminate_handler g_previous_terminate = nullptr;
+
+std::string current_exception_text() {
+  try {
+    if (auto e = std::current_exception()) std::rethrow_exception(e);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+  }
+  return "";
+}
+
+[[noreturn]] void on_terminate() {
+  std::string what = current_exception_text();
+  if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+  if (what.find("gloo/") == std::string::npos) {
+    if (g_previous_terminate) g_previous_terminate();
+    std::abort();
+  }
+  std::string ops = watchdog_operations_in_flight();
+  const std::string line = fmt::format(
+      "rank {}: distributed failure: {} failed inside Gloo: {} -- a peer sent a message of another size than this rank "
+      "expected, so the ranks ran different collectives (different configs or builds?). Exiting with status {}.",
+      g_terminate_rank.load(), ops.empty() ? "a collective" : "collective " + ops, what, int(kExitDistributed));
+  log_line_signal_safe("error", line.c_str(), /*also_stderr=*/true);
+  _exit(kExitDistributed);
+}
+
+}  // namespace
+
+void install_collective_terminate_handler(int rank) {
+  static std::once_flag once;
+  g_terminate_rank = rank;
+  std::call_once(once, [] { g_previous_terminate = std::set_terminate(on_terminate); });
 }
 
 }  // namespace asr::distributed

@@ -3,15 +3,19 @@
 // (data, model, optimizer) -> resume -> train or evaluate. The logic lives in
 // src/train and src/distributed; this file only orders it and maps failures
 // to exit statuses (docs/operations.md lists them).
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <exception>
 #include <string>
 
 #include "asr/core/error.h"
+#include "asr/core/log.h"
 #include "asr/distributed/bootstrap.h"
 #include "asr/train/cli_options.h"
 #include "asr/train/config.h"
 #include "asr/train/run_setup.h"
+#include "asr/train/startup_agreement.h"
 #include "asr/train/trainer.h"
 
 namespace {
@@ -27,10 +31,49 @@ int evaluate_only(asr::Trainer& trainer, const asr::distributed::Communicator& c
   return asr::kExitOk;
 }
 
+// Every rank's log file ends with how the process ended, so that the rank
+// logs alone tell an operator what happened (docs/operations.md).
+int log_exit(int code) {
+  const char* meaning = code == asr::kExitOk ? "finished" : code == asr::kExitPreempted ? "stopped after a checkpoint" : "";
+  asr::log_to_file(code == asr::kExitOk ? "info" : "warning", fmt::format("asr_ddp exits with status {} ({})", code, meaning));
+  return code;
+}
+
+// The rank as the launcher tells it, for failures before the world formed.
+int launch_rank() {
+  try {
+    return asr::distributed::detect_launch().rank;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+// A failure goes to stderr and into the rank's log file: the open one, or,
+// before logging is set up (rendezvous, start-up agreement), the rank's log
+// of an earlier attempt in RUN_DIR/logs, when that directory exists.
+int report_failure(const std::exception& e, int rank, const std::string& run_dir) {
+  const int code = asr::exit_code_for(e);
+  const char* kind = code == asr::kExitDistributed ? "distributed failure: "
+                     : code == asr::kExitFailure   ? "unexpected failure: "
+                                                   : "";
+  const std::string who = rank >= 0 ? "rank " + std::to_string(rank) + ": " : "";
+  const std::string line = who + kind + e.what();
+  std::fprintf(stderr, "asr_ddp: %s\n", line.c_str());
+  const std::string logged = fmt::format("{} (exit status {})", line, code);
+  if (asr::log_file_open()) {
+    asr::log_to_file("error", logged);
+  } else if (const int r = rank >= 0 ? rank : launch_rank(); r >= 0 && !run_dir.empty()) {
+    asr::append_log_line(run_dir + "/logs/rank-" + std::to_string(r) + ".log", "error", logged);
+  }
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  asr::install_crash_handlers();  // before MPI_Init, which keeps handlers it finds
   int rank = -1;
+  std::string run_dir;
   try {
     // 1. Options: flags become config overrides, checked like the file.
     auto cli = asr::parse_train_cli(argc, argv);
@@ -42,12 +85,14 @@ int main(int argc, char** argv) {
     // 2. Config; determinism before any process group exists (NCCL reads it then).
     asr::TrainConfig config = asr::load_config(cli->config_path, cli->as_overrides(), cli->override_origins());
     asr::configure_determinism(config);
+    run_dir = config.run_dir;
 
     // 3. World: rank, world size, this rank's device, and the process group
     //    (NCCL on GPUs, Gloo on CPUs) all ranks agreed on.
     auto world = asr::distributed::join_world(config.dist, config.train.device);
     auto& comm = world.comm;
     rank = comm->rank();
+    asr::check_startup_agreement(config, *comm);  // same config, dataset and build on every rank
 
     // 4. Logging and the run directory: console on rank 0, a file per rank.
     asr::prepare_run(config, *comm, world.device);
@@ -58,14 +103,8 @@ int main(int argc, char** argv) {
     if (cli->eval_only && !resumed)
       throw asr::Error("--eval-only: no checkpoint to evaluate in " + config.run_dir +
                        "/checkpoints; pass --resume PATH to a .ckpt file or the --run-dir of a trained run");
-    return cli->eval_only ? evaluate_only(trainer, *comm) : trainer.train();
+    return log_exit(cli->eval_only ? evaluate_only(trainer, *comm) : trainer.train());
   } catch (const std::exception& e) {
-    const std::string who = rank >= 0 ? "rank " + std::to_string(rank) + ": " : "";
-    const int code = asr::exit_code_for(e);
-    const char* kind = code == asr::kExitDistributed ? "distributed failure: "
-                       : code == asr::kExitFailure   ? "unexpected failure: "
-                                                     : "";
-    std::fprintf(stderr, "asr_ddp: %s%s%s\n", who.c_str(), kind, e.what());
-    return code;
+    return report_failure(e, rank, run_dir);
   }
 }

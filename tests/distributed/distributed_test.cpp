@@ -10,6 +10,9 @@
 #include <map>
 #include <thread>
 
+#include <fmt/format.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
 #include "../../src/distributed/watchdog.h"
 #include "asr/distributed/bootstrap.h"
 #include "asr/distributed/communicator.h"
@@ -92,6 +95,18 @@ TEST(Bootstrap, DetectsTorchrun) {
   EXPECT_EQ(info.local_rank, 1);
   EXPECT_EQ(info.master_addr, "n1");
   EXPECT_EQ(info.master_port, 1234);
+}
+
+TEST(Bootstrap, DetectsTorchrunAgentStore) {
+  // What torchrun's static rendezvous sets (local_elastic_agent.py).
+  auto info = detect_launch(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "n1"}, {"MASTER_PORT", "1234"},
+                                    {"TORCHELASTIC_USE_AGENT_STORE", "True"}, {"TORCHELASTIC_RESTART_COUNT", "2"}}));
+  EXPECT_TRUE(info.agent_store);
+  EXPECT_EQ(info.store_prefix, "/worker/attempt_2");
+  auto standalone = detect_launch(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"TORCHELASTIC_USE_AGENT_STORE", "False"},
+                                          {"TORCHELASTIC_RESTART_COUNT", "0"}}));
+  EXPECT_FALSE(standalone.agent_store);
+  EXPECT_EQ(standalone.store_prefix, "");
 }
 
 TEST(Bootstrap, DetectsMpiAndSlurmAndSingle) {
@@ -532,6 +547,86 @@ TEST(Signals, AgreedAcrossGlooRanks) {
     EXPECT_EQ(stop.signal, SIGTERM);
   });
   clear_stop_signal();
+}
+
+// Ranks [0, started) of a world of `world` join with a connect timeout of
+// `connect_s`; returns each one's error message ("" when it joined).
+std::vector<std::string> join_partial_world(int world, int started, double connect_s, const LaunchInfo& base) {
+  std::vector<std::future<std::string>> ranks;
+  for (int r = 0; r < started; ++r)
+    ranks.push_back(std::async(std::launch::async, [=] {
+      DistOptions o;
+      o.backend = "gloo";
+      o.timeout_seconds = 60;
+      o.connect_timeout_seconds = connect_s;
+      LaunchInfo info = base;
+      info.rank = r;
+      info.world_size = world;
+      info.local_world_size = world;
+      try {
+        auto comm = make_communicator(o, info);
+        comm->barrier();
+        return std::string();
+      } catch (const CollectiveError& e) {
+        return std::string(e.what());
+      }
+    }));
+  std::vector<std::string> out;
+  for (auto& f : ranks) out.push_back(f.get());
+  return out;
+}
+
+LaunchInfo loopback_launch(int port) {
+  LaunchInfo info;
+  info.launcher = Launcher::torchrun;
+  info.master_addr = "127.0.0.1";
+  info.master_port = port;
+  return info;
+}
+
+TEST(Rendezvous, MissingRankIsNamedOnEveryRankWithinTheConnectTimeout) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto errors = join_partial_world(3, 2, 2.0, loopback_launch(free_port()));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (int r = 0; r < 2; ++r)
+    EXPECT_NE(errors[size_t(r)].find("rank " + std::to_string(r) + ": rank(s) 2 did not join the rendezvous at 127.0.0.1:"),
+              std::string::npos)
+        << errors[size_t(r)];
+  EXPECT_LT(took, 8.0);  // 2 s, plus rank 0 waiting for the others to hear why
+}
+
+TEST(Rendezvous, PortInUseIsNamedWithTheFix) {
+  const int port = free_port();
+  const int holder = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = htons(uint16_t(port));
+  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(holder, 4), 0);
+  const auto errors = join_partial_world(2, 1, 5.0, loopback_launch(port));
+  close(holder);
+  EXPECT_NE(errors[0].find(fmt::format("cannot host the rendezvous store on 127.0.0.1:{}: port {} is in use by another "
+                                       "process. Choose another MASTER_PORT",
+                                       port, port)),
+            std::string::npos)
+      << errors[0];
+}
+
+TEST(Rendezvous, TorchrunAgentStoreServesEveryRank) {
+  // torchrun's static rendezvous: its agent hosts the store on MASTER_PORT,
+  // so rank 0 must not try to listen there; keys go under the attempt's prefix.
+  c10d::TCPStoreOptions opts;
+  opts.port = 0;
+  opts.isServer = true;
+  opts.waitWorkers = false;
+  auto agent = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", opts);
+  LaunchInfo base = loopback_launch(agent->getPort());
+  base.agent_store = true;
+  base.store_prefix = "/worker/attempt_0";
+  const auto errors = join_partial_world(2, 2, 20.0, base);
+  EXPECT_EQ(errors, (std::vector<std::string>{"", ""}));
+  EXPECT_TRUE(agent->check({"/worker/attempt_0/asr/joined/1"}));
 }
 
 TEST(WatchdogDeathTest, StuckOperationEndsTheProcess) {

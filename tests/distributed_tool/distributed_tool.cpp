@@ -6,6 +6,8 @@
 //   timeout only rank 0 enters a collective; it must fail with CollectiveError
 //   shapes  the last rank builds a different model; the broadcast check must fail
 //   signal  loops until a stop signal on any rank; exits 75 on every rank
+//   sizes   rank r all-reduces 64 >> r floats: Gloo sees a message of the
+//           wrong size (must end the rank with status 4, not SIGABRT)
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <unistd.h>
@@ -225,6 +227,14 @@ int cmd_shapes(const Args& a) {
   return 0;
 }
 
+int cmd_sizes(const Args& a) {
+  auto comm = connect(a);
+  std::vector<at::Tensor> t{at::ones({64 >> comm->rank()})};
+  comm->all_reduce_sum(t);
+  std::printf("rank %d: all_reduce of mismatched sizes unexpectedly succeeded\n", comm->rank());
+  return 0;
+}
+
 int cmd_signal(const Args& a) {
   install_stop_signal_handlers();
   auto comm = connect(a);
@@ -250,7 +260,7 @@ int cmd_signal(const Args& a) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: asr_distributed_tool train|compare|loop|timeout|shapes|signal [--key=value ...]\n");
+    std::fprintf(stderr, "usage: asr_distributed_tool train|compare|loop|timeout|shapes|signal|sizes [--key=value ...]\n");
     return 2;
   }
   const std::string cmd = argv[1];
@@ -262,6 +272,7 @@ int main(int argc, char** argv) {
     if (cmd == "timeout") return cmd_timeout(a);
     if (cmd == "shapes") return cmd_shapes(a);
     if (cmd == "signal") return cmd_signal(a);
+    if (cmd == "sizes") return cmd_sizes(a);
   } catch (const CollectiveError& e) {
     std::fprintf(stderr, "CollectiveError: %s\n", e.what());
     return 3;

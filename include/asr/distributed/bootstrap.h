@@ -23,13 +23,20 @@ struct LaunchInfo {
   int local_world_size = 1;
   std::string master_addr;  // empty under MPI: rank 0 picks and broadcasts it
   int master_port = 0;
+  // torchrun's static rendezvous (TORCHELASTIC_USE_AGENT_STORE=True): its
+  // agent already serves the store at MASTER_ADDR:MASTER_PORT, so every rank,
+  // rank 0 included, is a client, and keys live under store_prefix
+  // ("/worker/attempt_N", N = TORCHELASTIC_RESTART_COUNT), as torch's own
+  // workers do.
+  bool agent_store = false;
+  std::string store_prefix;
 };
 
 // Reads a variable; nullptr when unset. Tests pass a map instead of getenv.
 using EnvLookup = std::function<const char*(const char*)>;
 
 // Decides the launcher from the environment without starting MPI. Precedence:
-// torchrun (RANK and WORLD_SIZE), MPI (OMPI_COMM_WORLD_SIZE, PMI_SIZE), Slurm
+// torchrun (RANK and WORLD_SIZE, plus TORCHELASTIC_* under the real torchrun), MPI (OMPI_COMM_WORLD_SIZE, PMI_SIZE), Slurm
 // (SLURM_PROCID under srun), else a single process. Throws asr::Error naming
 // the variable when values are missing or inconsistent.
 LaunchInfo detect_launch(const EnvLookup& env = nullptr);
