@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
       ->check(in_range(range::kMaxDuration))->capture_default_str();
   app.add_flag("--strict", o.strict, "fail (no output) if any row is rejected");
   app.add_flag("--overwrite", o.overwrite, "replace an existing output directory");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
