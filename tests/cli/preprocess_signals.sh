@@ -31,7 +31,7 @@ grow() {
     }' "$work/in" "$1" "$2"
 }
 grow "$work/big" 3000   # several seconds: stopped long before it ends
-grow "$work/mid" 400    # a second or two: runs to the end
+grow "$work/mid" 1000   # a few seconds: outlives the second run, then ends
 args=(--val 2 --test 2 --vocab-size 60 --threads 2)
 
 # Waits until the run writing $1 has a shard under way.
@@ -93,6 +93,6 @@ for extra in "" --overwrite; do
     || { cat "$work/second.log"; fail "second run ($extra) must name the first's pid $first"; }
 done
 wait "$first" || { cat "$work/first.log"; fail "the first run must complete"; }
-grep -q '"accepted": 400' "$work/two/manifest.json" || fail "the first run's output is not intact"
+grep -q '"accepted": 1000' "$work/two/manifest.json" || fail "the first run's output is not intact"
 nothing_left two "after both runs"
 echo "ok"
