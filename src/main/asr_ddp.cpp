@@ -14,6 +14,7 @@
 #include "asr/distributed/bootstrap.h"
 #include "asr/train/cli_options.h"
 #include "asr/train/config.h"
+#include "asr/train/run_plan.h"
 #include "asr/train/run_setup.h"
 #include "asr/train/startup_agreement.h"
 #include "asr/train/trainer.h"
@@ -68,6 +69,19 @@ int report_failure(const std::exception& e, int rank, const std::string& run_dir
   return code;
 }
 
+// --plan: the report on stdout; any problem makes it an error (exit 2) that
+// lists them all, before a single rank has started.
+int print_plan(const asr::RunPlan& plan) {
+  std::fputs(plan.report.c_str(), stdout);
+  if (plan.problems.empty()) {
+    std::puts("  problems: none");
+    return asr::kExitOk;
+  }
+  std::string all;
+  for (const auto& p : plan.problems) all += "\n  - " + p;
+  throw asr::Error(std::to_string(plan.problems.size()) + " problem(s) found by --plan:" + all);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,6 +99,7 @@ int main(int argc, char** argv) {
     // 2. Config; determinism before any process group exists (NCCL reads it then).
     asr::TrainConfig config = asr::load_config(cli->config_path, cli->as_overrides(), cli->override_origins());
     asr::configure_determinism(config);
+    if (cli->plan_world_size) return print_plan(asr::plan_run(config, *cli->plan_world_size));
     run_dir = config.run_dir;
 
     // 3. World: rank, world size, this rank's device, and the process group

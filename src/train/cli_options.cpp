@@ -57,6 +57,13 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   app.add_option("--set", o.overrides, "override a config key: section.key=value (TOML value), repeatable");
   app.add_flag("--config-reference", o.config_reference,
                "print every config key with its type, default and meaning (docs/config.md) and exit");
+  bool plan = false;
+  int plan_world = 0;
+  app.add_flag("--plan", plan,
+               "print what the run would do on --world-size ranks (steps, per-rank batches, padding, CTC feasibility, "
+               "memory estimate) and every problem found, then exit; one process, no training");
+  auto* world_opt = app.add_option("--world-size", plan_world, "ranks to plan for (with --plan)")
+                        ->check(CLI::Range(1, 1 << 20));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -72,6 +79,9 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   if (*every_opt) o.checkpoint_every = ckpt_every;
   if (*resume_opt) o.resume = resume;
   if (*seed_opt) o.seed = seed;
+  if (plan && !*world_opt) throw Error("--plan needs --world-size N, the number of ranks to plan for");
+  if (!plan && *world_opt) throw Error("--world-size is only for --plan (a launched run takes it from its launcher)");
+  if (plan) o.plan_world_size = plan_world;
   if (o.eval_only && !o.resume) o.resume = "auto";
   return o;
 }

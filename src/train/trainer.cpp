@@ -31,6 +31,7 @@
 #include "asr/train/run_setup.h"
 #include "asr/train/fault_injection.h"
 #include "asr/train/run_logger.h"
+#include "asr/train/run_plan.h"
 #include "asr/train/schedule.h"
 #include "asr/train/straggler_report.h"
 #include "asr/train/training_checkpoint.h"
@@ -309,18 +310,13 @@ BatchSampler Trainer::Impl::make_sampler() const {
   std::vector<int64_t> lengths(train_set.size());
   for (size_t i = 0; i < lengths.size(); ++i) lengths[i] = train_set.num_samples(i);
   const int world = comm.world_size();
-  BatchSamplerOptions so;
-  so.batch_seconds = cfg.train.batch_seconds;
-  so.max_batch_utterances = cfg.train.max_batch_utterances;
-  // Every rank needs an utterance of every global batch. The minimum is a
-  // setting, not the world size, so batches do not change with the world size.
-  so.min_batch_utterances = std::max(cfg.train.min_batch_utterances, world);
+  // The minimum batch is a setting, not the world size, so batches do not
+  // change with the world size up to that setting.
+  const BatchSamplerOptions so = batch_sampler_options(cfg, world);
   if (world > cfg.train.min_batch_utterances && comm.is_root())
     spdlog::warn("{} ranks > train.min_batch_utterances ({}): global batches differ from a smaller world's "
                  "where a batch would hold fewer utterances than ranks",
                  world, cfg.train.min_batch_utterances);
-  so.buckets = cfg.train.buckets;
-  so.seed = cfg.train.seed;
   return BatchSampler(std::move(lengths), train_set.sample_rate(), so);
 }
 

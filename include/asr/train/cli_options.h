@@ -17,7 +17,8 @@ struct TrainCliOptions {
   std::optional<int64_t> seed;  // signed, so that -1 is reported as -1
   bool eval_only = false;
   bool allow_fresh_start = false;  // --resume auto may start from step 0 when every checkpoint is unreadable
-  bool config_reference = false;  // print the key reference of docs/config.md and exit
+  bool config_reference = false;
+  std::optional<int> plan_world_size;  // --plan --world-size N: print the run's plan and exit  // print the key reference of docs/config.md and exit
   std::vector<std::string> overrides;  // section.key=value, applied in order
 
   // The flags as --set style overrides, after the user's own --set list, so
