@@ -61,6 +61,12 @@ void expect_no_temporary_or_lock_left(const TempDir& dir) {
   }
 }
 
+// A failed run: no output, no temporary directory, no lock.
+void expect_nothing_written(const TempDir& dir) {
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  expect_no_temporary_or_lock_left(dir);
+}
+
 }  // namespace
 
 TEST(PreprocessInputs, FifoAsMetadataIsRefusedWithoutOpeningIt) {
@@ -71,7 +77,7 @@ TEST(PreprocessInputs, FifoAsMetadataIsRefusedWithoutOpeningIt) {
   const std::string m = failure_with_fifo(asr::test::preprocess_options(dir.path(), 1, 1), dir / "in" / "metadata.csv");
   expect_contains(m, "metadata.csv");
   expect_contains(m, "FIFO");
-  expect_no_temporary_or_lock_left(dir);
+  expect_nothing_written(dir);
 }
 
 TEST(PreprocessInputs, AudioThatIsNotARegularFileIsRejectedByType) {
@@ -204,8 +210,7 @@ TEST(PreprocessOptions, CharTokenizerTooSmallForTheTextIsAnError) {
   o.vocab_size = 10;
   const std::string m = failure_of(o);
   expect_contains(m, "--vocab-size 10 is too small");
-  EXPECT_FALSE(fs::exists(dir / "out"));
-  expect_no_temporary_or_lock_left(dir);
+  expect_nothing_written(dir);
 }
 
 // A second run on an output that a live run holds fails naming the holder,
@@ -264,8 +269,7 @@ TEST(PreprocessOutput, StopSignalLeavesNothingBehind) {
     EXPECT_EQ(e.exit_code(), 128 + SIGTERM);
     expect_contains(e.what(), "stopped by SIGTERM");
   }
-  EXPECT_FALSE(fs::exists(dir / "out"));
-  expect_no_temporary_or_lock_left(dir);
+  expect_nothing_written(dir);
 }
 
 // --overwrite swaps the new output in: the old one is gone, nothing else left.
