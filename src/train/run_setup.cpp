@@ -40,10 +40,15 @@ namespace {
 std::optional<ExclusiveLock> run_directory_lock;
 
 // Returns the holder of a lock file left by a process that died, or "".
+// A process that runs again in the directory it holds (tests train twice in
+// one process) keeps its lock; moving to another directory releases it.
 std::string lock_run_directory(const fs::path& run_dir) {
+  const fs::path lock_file = run_dir / "asr_ddp.lock";
+  if (run_directory_lock && run_directory_lock->path() == lock_file) return "";
+  run_directory_lock.reset();
   std::string stale;
   run_directory_lock.emplace(
-      ExclusiveLock::acquire(run_dir / "asr_ddp.lock", "run directory " + run_dir.string(), &stale));
+      ExclusiveLock::acquire(lock_file, "run directory " + run_dir.string(), &stale));
   return stale;
 }
 
