@@ -36,10 +36,16 @@ ExclusiveLock lock_output(const fs::path& out) {
   std::error_code ec;
   fs::create_directories(out.parent_path(), ec);
   if (ec) throw Error("cannot create " + out.parent_path().string() + " for --output: " + ec.message());
+  const fs::path lock_file = sibling(out, ".lock");
   std::string stale;
-  ExclusiveLock lock = ExclusiveLock::acquire(sibling(out, ".lock"), "output directory " + out.string(), &stale);
-  if (!stale.empty()) spdlog::info("took over the lock of {} from {}, which is no longer running", out.string(), stale);
-  return lock;
+  try {
+    ExclusiveLock lock = ExclusiveLock::acquire(lock_file, "output directory " + out.string(), &stale);
+    if (!stale.empty()) spdlog::info("took over the lock of {} from {}, which is no longer running", out.string(), stale);
+    return lock;
+  } catch (const Error& e) {
+    if (ExclusiveLock::is_held(lock_file)) throw;  // a live run has the output: usage, exit 2
+    throw DataError(e.what());  // the lock file could not be created or written (disk full, permissions)
+  }
 }
 
 void refuse_unless_replaceable(const fs::path& out, bool overwrite) {
