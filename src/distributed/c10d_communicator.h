@@ -20,6 +20,8 @@
 #include <utility>
 
 #include "asr/distributed/communicator.h"
+#include "asr/distributed/flight_recorder.h"
+#include "collective_check.h"
 #include "watchdog.h"
 
 namespace asr::distributed {
@@ -113,7 +115,7 @@ class C10dCommunicator : public Communicator {
     std::vector<at::Tensor> input{tensor.detach().to(device_).contiguous()};
     std::vector<std::vector<at::Tensor>> output(1);
     for (int r = 0; r < world_size(); ++r) output[0].push_back(at::empty_like(input[0]));
-    run("all_gather", [&] {
+    run("all_gather", input[0], [&] {
       c10d::AllgatherOptions opts;
       opts.timeout = spec_.timeout;
       return pg_->allgather(output, input, opts);
@@ -133,14 +135,23 @@ class C10dCommunicator : public Communicator {
       read_to_host(one[0], "barrier");
       return;
     }
-    run("barrier", [&] {
+    run("barrier", at::Tensor(), [&] {
       c10d::BarrierOptions opts;
       opts.timeout = spec_.timeout;
       return pg_->barrier(opts);
     });
   }
 
-  std::unique_ptr<Communicator> new_group(const std::string& name) override { return make_group_(name); }
+  std::unique_ptr<Communicator> new_group(const std::string& name) override {
+    auto group = make_group_(name);
+    if (auto* same = dynamic_cast<C10dCommunicator*>(group.get())) {
+      same->group_ = name;  // its own sequence numbers in the flight recorder
+      same->check_ = check_;
+    }
+    return group;
+  }
+
+  void check_collectives(bool on) override { check_ = on; }
 
   at::Tensor read_to_host(const at::Tensor& tensor, const std::string& what) override {
     check_usable(what);
@@ -155,14 +166,15 @@ class C10dCommunicator : public Communicator {
     if (tensors.size() != 1 || !tensors[0].is_contiguous() || tensors[0].device() != device_)
       return Communicator::all_reduce_sum_async(tensors);
     check_usable("all_reduce (async)");
-    auto pending = std::make_unique<Pending>(this, Clock::now());
+    const uint32_t slot = issue("all_reduce (async)", tensors[0]);
+    auto pending = std::make_unique<Pending>(this, Clock::now(), slot);
     try {
       c10d::AllreduceOptions opts;
       opts.reduceOp = c10d::ReduceOp::SUM;
       opts.timeout = spec_.timeout;
       pending->work = pg_->allreduce(tensors, opts);
     } catch (const std::exception& e) {
-      fail("all_reduce (async launch)", e.what());
+      fail("all_reduce (async launch)", e.what(), slot);
     }
     return pending;
   }
@@ -170,15 +182,17 @@ class C10dCommunicator : public Communicator {
  private:
   class Pending : public PendingReduce {
    public:
-    Pending(C10dCommunicator* comm, Clock::time_point start)
-        : comm(comm), start(start), guard("all_reduce (bucket)", comm->rank(), comm->spec_.timeout + comm->spec_.watchdog_margin) {}
+    Pending(C10dCommunicator* comm, Clock::time_point start, uint32_t slot)
+        : comm(comm), start(start), slot(slot), guard("all_reduce (bucket)", comm->rank(), comm->spec_.timeout + comm->spec_.watchdog_margin) {}
     void wait() override {
       if (done) return;
-      comm->wait_work(work, "all_reduce (bucket)", start);
+      comm->wait_work(work, "all_reduce (bucket)", start, slot);
+      flight_complete(slot, FlightState::done);
       done = true;
     }
     C10dCommunicator* comm;
     Clock::time_point start;
+    uint32_t slot;
     WatchdogGuard guard;
     c10::intrusive_ptr<c10d::Work> work;
     bool done = false;
@@ -192,16 +206,59 @@ class C10dCommunicator : public Communicator {
                                         rank(), op));
   }
 
-  [[noreturn]] void fail(const std::string& op, const std::string& why) {
-    if (spec_.session) spec_.session->broken = true;
-    watchdog_arm_exit_deadline("failed " + op, rank(), spec_.watchdog_margin);
-    throw CollectiveError(fmt::format(
+  static constexpr uint32_t kNoSlot = ~0u;
+
+  [[noreturn]] void fail(const std::string& op, const std::string& why, uint32_t slot = kNoSlot) {
+    if (slot != kNoSlot) flight_complete(slot, FlightState::timed_out);
+    const std::string message = fmt::format(
         "rank {}: collective '{}' ({}, {} ranks, timeout {:.1f} s) failed: {} -- a peer rank has probably died "
         "or hung; see the other ranks' logs",
-        rank(), op, name_, world_size(), spec_.timeout.count() / 1000.0, why));
+        rank(), op, name_, world_size(), spec_.timeout.count() / 1000.0, why);
+    give_up(op, message);
   }
 
-  void wait_work(const c10::intrusive_ptr<c10d::Work>& work, const std::string& op, Clock::time_point start) {
+  // The group is unusable from here on: later collectives are refused, the
+  // process must exit soon, and the flight recorder says what each rank did.
+  [[noreturn]] void give_up(const std::string& op, const std::string& message) {
+    if (spec_.session) spec_.session->broken = true;
+    watchdog_arm_exit_deadline("failed " + op, rank(), spec_.watchdog_margin);
+    const bool dumped = flight_dump(message);
+    throw CollectiveError(dumped ? message + " (flight recorder: " + flight_dump_path() + ")" : message);
+  }
+
+  // Records the next collective of this group in the flight recorder; with
+  // dist.check_collectives the ranks first agree on what it is.
+  uint32_t issue(const char* op, const at::Tensor& payload) {
+    const FlightCollective c{group_.c_str(), ++seq_, op, flight_dtype_name(payload),
+                             payload.defined() ? payload.numel() : 0};
+    if (check_) check_agreement(c, payload);
+    return flight_issue(c);
+  }
+
+  void check_agreement(const FlightCollective& c, const at::Tensor& payload) {
+    const std::string what = std::string("fingerprint check before ") + c.op;
+    std::vector<at::Tensor> mine{collective_fingerprint(c, payload).to(device_)};
+    std::vector<std::vector<at::Tensor>> all(1);
+    for (int r = 0; r < world_size(); ++r) all[0].push_back(at::empty_like(mine[0]));
+    const auto start = Clock::now();
+    c10::intrusive_ptr<c10d::Work> work;
+    try {
+      c10d::AllgatherOptions opts;
+      opts.timeout = spec_.timeout;
+      work = pg_->allgather(all, mine, opts);
+    } catch (const std::exception& e) {
+      fail(what, e.what());
+    }
+    wait_work(work, what, start);
+    if (const std::string mismatch = fingerprint_mismatch(rank(), all[0]); !mismatch.empty())
+      give_up(what, fmt::format("rank {}: dist.check_collectives: the ranks are out of step ({} group): {} -- they took "
+                          "different code paths (a rank skipped or added a collective); without the check this "
+                          "would hang or sum unrelated buffers",
+                          rank(), group_, mismatch));
+  }
+
+  void wait_work(const c10::intrusive_ptr<c10d::Work>& work, const std::string& op, Clock::time_point start,
+                 uint32_t slot = kNoSlot) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(spec_.timeout - (Clock::now() - start));
     if (left < std::chrono::milliseconds(1)) left = std::chrono::milliseconds(1);
     bool ok = false;
@@ -211,23 +268,25 @@ class C10dCommunicator : public Communicator {
       std::string what = e.what();
       // c10 messages carry a long backtrace after the first line.
       if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-      fail(op, what);
+      fail(op, what, slot);
     }
-    if (!ok) fail(op, "the operation was aborted");
+    if (!ok) fail(op, "the operation was aborted", slot);
   }
 
   template <class Launch>
-  void run(const std::string& op, Launch&& launch) {
+  void run(const std::string& op, const at::Tensor& payload, Launch&& launch) {
     check_usable(op);
+    const uint32_t slot = issue(op.c_str(), payload);
     const auto start = Clock::now();
     WatchdogGuard guard(op, rank(), spec_.timeout + spec_.watchdog_margin);
     c10::intrusive_ptr<c10d::Work> work;
     try {
       work = launch();
     } catch (const std::exception& e) {
-      fail(op, e.what());
+      fail(op, e.what(), slot);
     }
-    wait_work(work, op, start);
+    wait_work(work, op, start, slot);
+    flight_complete(slot, FlightState::done);
   }
 
   template <class Launch>
@@ -245,13 +304,13 @@ class C10dCommunicator : public Communicator {
       const auto& first = tensors[group[0]];
       if (group.size() == 1 && first.is_contiguous() && first.device() == device_) {
         std::vector<at::Tensor> one{first};
-        run(op, [&] { return launch(one); });
+        run(op, one[0], [&] { return launch(one); });
         continue;
       }
       std::vector<at::Tensor> pieces;
       for (size_t j : group) pieces.push_back(tensors[j].detach().reshape({-1}).to(device_));
       std::vector<at::Tensor> flat{at::cat(pieces)};
-      run(op, [&] { return launch(flat); });
+      run(op, flat[0], [&] { return launch(flat); });
       int64_t offset = 0;
       for (size_t j : group) {
         auto& t = tensors[j];
@@ -267,6 +326,9 @@ class C10dCommunicator : public Communicator {
   c10::Device device_;
   Factory make_group_;
   bool bfloat16_ = true;
+  std::string group_ = "main";
+  std::atomic<uint64_t> seq_{0};
+  bool check_ = false;  // dist.check_collectives
 };
 
 }  // namespace asr::distributed

@@ -8,7 +8,10 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include <chrono>
+#include <cstdio>
 #include <mutex>
+
+#include "asr/distributed/flight_recorder.h"
 
 namespace asr::distributed {
 namespace {
@@ -131,6 +134,9 @@ struct GradientSynchronizer::Impl {
   // of collectives identical whatever order autograd finishes gradients in.
   void launch_ready() {
     while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
+      char note[48];  // the flight recorder names the bucket a hang is in
+      std::snprintf(note, sizeof(note), "gradient bucket %zu", next_launch);
+      FlightNote flight_note(note);
       auto& b = buckets[next_launch++];
       std::vector<at::Tensor> tensors{b.buffer};
       b.work = comm.all_reduce_sum_async(tensors);

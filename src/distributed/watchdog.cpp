@@ -14,6 +14,7 @@
 
 #include "asr/core/error.h"
 #include "asr/core/log.h"
+#include "asr/distributed/flight_recorder.h"
 
 namespace asr::distributed {
 namespace {
@@ -81,6 +82,8 @@ class Watchdog {
                         e.limit.count() / 1000.0);
           logger->flush();
         }
+        flight_dump(fmt::format("watchdog: rank {}: '{}' still not finished after {:.1f} s", e.rank, e.op,
+                                e.limit.count() / 1000.0));
         _exit(kExitDistributed);
       }
     }
@@ -133,6 +136,7 @@ std::string current_exception_text() {
       "expected, so the ranks ran different collectives (different configs or builds?). Exiting with status {}.",
       g_terminate_rank.load(), ops.empty() ? "a collective" : "collective " + ops, what, int(kExitDistributed));
   log_line_signal_safe("error", line.c_str(), /*also_stderr=*/true);
+  flight_dump(line);
   _exit(kExitDistributed);
 }
 

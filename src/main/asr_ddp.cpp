@@ -12,8 +12,10 @@
 #include "asr/core/error.h"
 #include "asr/core/log.h"
 #include "asr/distributed/bootstrap.h"
+#include "asr/distributed/flight_recorder.h"
 #include "asr/train/cli_options.h"
 #include "asr/train/config.h"
+#include "asr/train/flight_diagnosis.h"
 #include "asr/train/run_plan.h"
 #include "asr/train/run_setup.h"
 #include "asr/train/startup_agreement.h"
@@ -92,6 +94,10 @@ int main(int argc, char** argv) {
     // 1. Options: flags become config overrides, checked like the file.
     auto cli = asr::parse_train_cli(argc, argv);
     if (!cli) return asr::kExitOk;
+    if (cli->diagnose_run_dir) {
+      std::fputs(asr::diagnose_flight(*cli->diagnose_run_dir).text().c_str(), stdout);
+      return asr::kExitOk;
+    }
     if (cli->config_reference) {
       std::fputs(asr::config_reference_markdown().c_str(), stdout);
       return asr::kExitOk;
@@ -111,6 +117,9 @@ int main(int argc, char** argv) {
 
     // 4. Logging and the run directory: console on rank 0, a file per rank.
     asr::prepare_run(config, *comm, world.device);
+    // Flight recorder dumps into RUN_DIR/flight (asr_ddp --diagnose reads them).
+    asr::distributed::enable_flight_dumps(config.run_dir + "/flight", rank, comm->world_size());
+    comm->check_collectives(config.dist.check_collectives);
 
     // 5. Data, model, optimizer; 6. resume; 7. train or evaluate.
     asr::Trainer trainer(config, *comm, world.device);

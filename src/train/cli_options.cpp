@@ -64,6 +64,10 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
                "memory estimate) and every problem found, then exit; one process, no training");
   auto* world_opt = app.add_option("--world-size", plan_world, "ranks to plan for (with --plan)")
                         ->check(CLI::Range(1, 1 << 20));
+  std::string diagnose;
+  auto* diagnose_opt = app.add_option("--diagnose", diagnose,
+                                      "read RUN_DIR/flight/rank-*.json (the flight recorder's dumps) and print which "
+                                      "rank the others waited for and what it was doing, then exit; no config needed");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -71,6 +75,10 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
     return std::nullopt;
   } catch (const CLI::ParseError& e) {
     throw Error(std::string(e.what()) + " (run asr_ddp --help for usage)");
+  }
+  if (*diagnose_opt) {
+    o.diagnose_run_dir = diagnose;
+    return o;
   }
   if (!*config_opt && !o.config_reference) throw Error("--config is required (run asr_ddp --help for usage)");
   if (*data_opt) o.data_dir = data;

@@ -27,6 +27,9 @@ Fields run_fields(TrainConfig& c) {
       {"data.valid_split", &d.valid_split, nonempty(), "split evaluated every `eval.every` steps"},
       {"data.loader_threads", &d.loader_threads, within(1, 256),
        "threads that read, resample and augment audio ahead of the step"},
+      {"data.verify_checksums", &d.verify_checksums, any(),
+       "compare each shard's and the tokenizer's CRC-32C with `manifest.json` when the dataset is opened "
+       "([data-format.md](data-format.md)); false skips only this, not the other checks"},
   };
 }
 
@@ -142,6 +145,9 @@ Fields dist_and_log_fields(TrainConfig& c) {
       {"dist.first_bucket_mb", &d.grad.first_bucket_mb, within(0, 4096, false),
        "size of the first bucket (small, so communication starts early in backward)"},
       {"dist.bf16_allreduce", &d.grad.bf16_compress, any(), "send gradients as bfloat16 (half the traffic)"},
+      {"dist.check_collectives", &d.check_collectives, any(),
+       "before each collective the ranks compare its sequence number, operation, dtype and size (one small "
+       "all-gather); a rank that skipped or added one is an error (exit 4) naming both ranks, instead of a hang"},
 
       {"log.level", &l.level, one_of({"trace", "debug", "info", "warn", "error"}), "console and log file level"},
       {"log.tensorboard", &l.tensorboard, any(), "write TensorBoard event files into the run directory"},

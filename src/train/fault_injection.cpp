@@ -65,7 +65,9 @@ std::unique_ptr<FaultInjector> FaultInjector::from_environment(int rank) {
   f->oom_ = parse<Fault>("ASR_FAULT_OOM", true);
   f->diverge_ = parse<Fault>("ASR_FAULT_DIVERGE", false);
   f->slow_ = parse_slow<Fault>("ASR_FAULT_SLOW");
-  if (f->nan_.empty() && f->oom_.empty() && f->diverge_.empty() && f->slow_.empty()) return nullptr;
+  f->skip_ = parse<Fault>("ASR_FAULT_SKIP_COLLECTIVE", false);
+  if (f->nan_.empty() && f->oom_.empty() && f->diverge_.empty() && f->slow_.empty() && f->skip_.empty())
+    return nullptr;
   return f;
 }
 
@@ -97,9 +99,15 @@ void FaultInjector::slow_down(int64_t step) const {
     if (f.rank == rank_ && step >= f.step) std::this_thread::sleep_for(std::chrono::milliseconds(f.milliseconds));
 }
 
+bool FaultInjector::skip_collective(int64_t step) const {
+  for (const auto& f : skip_)
+    if (hits(f, step)) return true;
+  return false;
+}
+
 std::string FaultInjector::describe() const {
   std::string out;
-  for (const auto* list : {&nan_, &oom_, &diverge_, &slow_})
+  for (const auto* list : {&nan_, &oom_, &diverge_, &slow_, &skip_})
     for (const auto& f : *list)
       if (f.rank == rank_) out += fmt::format("{}{} at step {}", out.empty() ? "" : ", ", f.variable, f.step);
   return out;

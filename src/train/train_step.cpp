@@ -12,6 +12,7 @@
 #include <iterator>
 
 #include "asr/distributed/device.h"
+#include "asr/distributed/flight_recorder.h"
 #include "asr/model/ctc.h"
 #include "asr/model/precision.h"
 #include "asr/model/transfer.h"
@@ -61,6 +62,8 @@ StepRecord TrainStep::run(std::vector<Batch>& micro_batches, int64_t step, doubl
   if (p_.batch_stats) p_.batch_stats->begin_step();
   last_mark_ns_ = now_ns();
   std::fill(std::begin(phases_), std::end(phases_), 0.0);
+  distributed::flight_set_step(step + 1, -1);
+  distributed::flight_set_phase(distributed::FlightPhase::forward);
   const auto counts = global_counts(micro_batches);
   Local local;
   run_micro_batches(micro_batches, counts, step, vq_weight, local);
@@ -90,6 +93,7 @@ at::Tensor TrainStep::global_counts(const std::vector<Batch>& micro_batches) {
     *v++ = b.audio_seconds;
   }
   std::vector<at::Tensor> t{model::to_device(host, p_.comm.device())};
+  distributed::FlightNote note("global counts");
   p_.comm.all_reduce_sum(t);
   return model::to_device(t[0], device_);
 }
@@ -100,6 +104,9 @@ void TrainStep::run_micro_batches(std::vector<Batch>& micro_batches, const at::T
   for (size_t m = 0; m < n; ++m) {
     const bool last = m + 1 == n;
     p_.sync.begin_step(/*synchronize=*/last);
+    distributed::flight_set_step(step + 1, static_cast<int>(m));
+    distributed::flight_set_utterances(micro_batches[m].ids);
+    distributed::flight_set_phase(distributed::FlightPhase::forward);
     try {
       auto loss = forward(micro_batches[m], counts.narrow(0, 4 * static_cast<int64_t>(m), 4), step, vq_weight,
                           static_cast<double>(n), local);
@@ -159,6 +166,7 @@ at::Tensor TrainStep::forward(Batch& batch, const at::Tensor& counts, int64_t st
 }
 
 void TrainStep::backward_and_reduce(const at::Tensor& loss, bool last_micro_batch) {
+  distributed::flight_set_phase(distributed::FlightPhase::backward);
   loss.backward();
   profile_mark(1);
   // After the last micro-batch: wait for the buckets the backward hooks
@@ -184,6 +192,7 @@ void TrainStep::join_remaining_collectives(size_t micro_batches_done, size_t mic
 
 StepRecord TrainStep::update(int64_t step, double lr, const Local& local, const at::Tensor& counts) {
   torch::NoGradGuard no_grad;
+  distributed::flight_set_phase(distributed::FlightPhase::optimizer);
   model_->reduce_step_statistics();
   const int world = p_.comm.world_size();
   const auto f64 = torch::TensorOptions().dtype(torch::kDouble);
@@ -196,7 +205,7 @@ StepRecord TrainStep::update(int64_t step, double lr, const Local& local, const 
   auto measured = torch::stack({local.nonfinite.defined() ? local.nonfinite.to(torch::kDouble) : zero,
                                 local.ctc.defined() ? local.ctc : zero, local.vq.defined() ? local.vq : zero});
   std::vector<at::Tensor> decision{torch::cat({model::to_device(flags, device_), measured})};
-  p_.comm.all_reduce_sum(decision);
+  reduce_decision(decision, step);
   // The gradient norm is the same everywhere after the reduction.
   std::vector<at::Tensor> grads, norms;
   for (auto& p : model_->parameters())
@@ -239,6 +248,16 @@ StepRecord TrainStep::update(int64_t step, double lr, const Local& local, const 
   r.grads_ready_s = timings.ready_s;
   r.allreduce_wait_s = timings.wait_s;
   return r;
+}
+
+void TrainStep::reduce_decision(std::vector<at::Tensor>& decision, int64_t step) {
+  distributed::FlightNote note("step decision");
+  if (p_.faults && p_.faults->skip_collective(step + 1)) {
+    spdlog::warn("rank {}: ASR_FAULT_SKIP_COLLECTIVE: skipping the step decision's all-reduce at step {}",
+                 p_.comm.rank(), step + 1);
+    return;
+  }
+  p_.comm.all_reduce_sum(decision);
 }
 
 void TrainStep::apply(StepRecord& r, int64_t step, double lr) {

@@ -83,6 +83,8 @@ class TrainStep {
   void join_remaining_collectives(size_t micro_batches_done, size_t micro_batches);
   StepRecord update(int64_t step, double lr, const Local& local, const at::Tensor& counts);
   void apply(StepRecord& r, int64_t step, double lr);
+  // The step decision's all-reduce (skipped by ASR_FAULT_SKIP_COLLECTIVE).
+  void reduce_decision(std::vector<at::Tensor>& decision, int64_t step);
   // Charges the host time since the last mark to `phase` (0 forward,
   // 1 backward, 2 reduce, 3 update); with train.profile it first waits for
   // the device.

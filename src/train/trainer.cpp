@@ -18,6 +18,7 @@
 #include "asr/distributed/root_decision.h"
 #include "asr/distributed/signals.h"
 #include "asr/distributed/device.h"
+#include "asr/distributed/flight_recorder.h"
 #include "asr/model/asr_model.h"
 #include "asr/model/batch_statistics.h"
 #include "asr/model/cpu_convolution_check.h"
@@ -125,9 +126,9 @@ namespace {
 Dataset open_train_split(const TrainConfig& cfg) {
   if (cfg.data.dir.empty())
     throw Error("no dataset given: set data.dir in the config or pass --data DIR (an asr_preprocess output)");
-  // Every rank opens the same dataset read-only; Dataset::open verifies the
-  // manifest's format version and names any missing shard.
-  return Dataset::open(cfg.data.dir, cfg.data.train_split);
+  // Every rank opens the same dataset read-only; Dataset::open checks it
+  // against its manifest (and the checksums unless data.verify_checksums = false).
+  return Dataset::open(cfg.data.dir, cfg.data.train_split, cfg.data.verify_checksums);
 }
 
 // Parameters then buffers (batch-norm statistics, codebooks kept as buffers):
@@ -142,11 +143,13 @@ std::vector<at::Tensor> model_state_tensors(torch::nn::Module& module) {
 // it is missing or empty; an empty split's "CER 0%" would pin best.ckpt.
 std::optional<Dataset> open_validation_split(const TrainConfig& cfg) {
   try {
-    Dataset valid = Dataset::open(cfg.data.dir, cfg.data.valid_split);
+    Dataset valid = Dataset::open(cfg.data.dir, cfg.data.valid_split, cfg.data.verify_checksums);
     if (valid.size() > 0) return valid;
     spdlog::warn("validation split '{}' of {} has no utterances: evaluation is skipped and best.ckpt is not kept; "
                  "preprocess with --val N to get one",
                  cfg.data.valid_split, cfg.data.dir);
+  } catch (const DataError&) {
+    throw;  // a damaged split is an error, not a reason to train without evaluation
   } catch (const Error& e) {
     spdlog::warn("no validation split '{}' ({}): evaluation is skipped", cfg.data.valid_split, e.what());
   }
@@ -343,6 +346,7 @@ int Trainer::Impl::train_epoch(const BatchSampler& sampler) {
                      cfg.data.loader_threads, feed.get());
   for (;;) {
     std::vector<Batch> micro;
+    distributed::flight_set_phase(distributed::FlightPhase::data);
     while (micro.size() < accumulate) {
       auto b = loader.next();
       if (!b) break;
@@ -369,6 +373,10 @@ void Trainer::Impl::initialize_codebooks(std::vector<Batch>& first) {
   auto& rvq = model->rvq();
   if (!rvq || rvq->initialized()) return;
   Batch& b = first.front();
+  distributed::flight_set_step(progress.step + 1, 0);
+  distributed::flight_set_utterances(b.ids);
+  distributed::flight_set_phase(distributed::FlightPhase::forward);
+  distributed::FlightNote note("codebook initialization");
   feed->ready(b);
   model::AutocastGuard autocast(device.type(), at::kBFloat16, bf16);
   model->initialize_codebooks(b.device_audio, b.lengths, torch::tensor(b.indices, torch::kLong));
@@ -401,6 +409,8 @@ int Trainer::Impl::stop(const distributed::StopRequest& request) {
 std::vector<RankTimes> Trainer::Impl::gather_rank_figures(nlohmann::json& rec) {
   const auto mine = distributed::memory_stats(device);
   distributed::reset_peak_memory(device);
+  distributed::flight_set_phase(distributed::FlightPhase::logging);
+  distributed::FlightNote note("memory and step-time figures");
   const double n = static_cast<double>(window.steps);
   const std::vector<double> own = {double(mine.peak_allocated), double(mine.peak_reserved), window.data_wait / n,
                                    window.forward / n, window.backward / n, window.reduce / n, window.update / n};
@@ -455,6 +465,7 @@ EvalResult Trainer::Impl::evaluate() {
   EvalResult r;
   progress.last_eval_step = progress.step;
   if (!valid_set) return r;
+  distributed::flight_set_phase(distributed::FlightPhase::evaluation);
   model::AutocastGuard autocast(device.type(), at::kBFloat16, bf16);
   r = evaluate_split(*model, *valid_set, tokenizer, comm, cfg.eval, cfg.train.batch_seconds);
   if (logger) logger->log_eval(progress.step, cfg.data.valid_split, r);
@@ -462,6 +473,7 @@ EvalResult Trainer::Impl::evaluate() {
 }
 
 void Trainer::Impl::save_checkpoint(const char* reason, std::optional<double> cer) {
+  distributed::flight_set_phase(distributed::FlightPhase::checkpoint);
   // Cheap desync detector: all ranks must hold the same parameters.
   distributed::check_parameters_agree(comm, model_state_tensors(*model));
   if (cer && (!progress.best_cer || *cer < *progress.best_cer)) progress.best_cer = *cer;
@@ -471,6 +483,7 @@ void Trainer::Impl::save_checkpoint(const char* reason, std::optional<double> ce
   }
   progress.last_checkpoint_step = progress.step;
   // Nobody runs ahead (or exits) before the file is complete.
+  distributed::FlightNote note("checkpoint written");
   comm.barrier();
 }
 

@@ -66,6 +66,10 @@ class Communicator {
   virtual bool supports_bfloat16() const { return true; }
   // The timeout every collective is given.
   virtual std::chrono::milliseconds timeout() const { return std::chrono::milliseconds(0); }
+  // dist.check_collectives: before each collective the ranks compare what
+  // they are about to run; a difference is a CollectiveError naming both.
+  // Groups made later by new_group inherit it. Nothing to check with one rank.
+  virtual void check_collectives(bool) {}
 
   // A second group of the same ranks, for collectives that must not queue
   // behind (or interleave with) this group's, e.g. batch-norm statistics

@@ -21,6 +21,7 @@ struct DistOptions {
   double watchdog_margin_seconds = 30;   // a guarded call stuck past timeout + margin ends the process
   std::string master_addr;               // overrides MASTER_ADDR and the derived address
   int master_port = 0;                   // overrides MASTER_PORT; 0 = from the environment or a free port
+  bool check_collectives = false;        // ranks compare each collective's fingerprint first (a debug aid)
   GradSyncOptions grad;
 };
 

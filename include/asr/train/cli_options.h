@@ -20,6 +20,7 @@ struct TrainCliOptions {
   bool config_reference = false;
   std::optional<int> plan_world_size;  // --plan --world-size N: print the run's plan and exit  // print the key reference of docs/config.md and exit
   std::vector<std::string> overrides;  // section.key=value, applied in order
+  std::optional<std::string> diagnose_run_dir;  // --diagnose RUN_DIR: explain a hang from the flight dumps and exit
 
   // The flags as --set style overrides, after the user's own --set list, so
   // that all of them go through the config's validation with the same errors.

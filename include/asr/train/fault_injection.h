@@ -5,6 +5,7 @@
 //   ASR_FAULT_OOM=STEP:RANK[:forward|backward]  that rank runs out of device memory there
 //   ASR_FAULT_DIVERGE=STEP:RANK                 that rank's parameters drift after that step's update
 //   ASR_FAULT_SLOW=STEP:RANK:MS                 from that step on, that rank's forward takes MS ms longer
+//   ASR_FAULT_SKIP_COLLECTIVE=STEP:RANK         that rank skips that step's decision all-reduce (a desync)
 // Nothing is set in normal runs: the trainer then holds no injector and the
 // training step never consults one.
 #pragma once
@@ -38,6 +39,8 @@ class FaultInjector {
   void diverge(int64_t step, torch::nn::Module& model) const;
   // Sleeps when a slow fault covers (step, this rank): a straggler on purpose.
   void slow_down(int64_t step) const;
+  // Whether this rank skips the step decision's all-reduce at that step.
+  bool skip_collective(int64_t step) const;
 
   std::string describe() const;  // for the log: which faults are armed
 
@@ -52,7 +55,7 @@ class FaultInjector {
   bool hits(const Fault& f, int64_t step) const { return f.step == step && f.rank == rank_; }
 
   int rank_ = 0;
-  std::vector<Fault> nan_, oom_, diverge_, slow_;
+  std::vector<Fault> nan_, oom_, diverge_, slow_, skip_;
 };
 
 }  // namespace asr
