@@ -17,9 +17,12 @@
 # Passed to every rank: OMP_NUM_THREADS, MASTER_ADDR/MASTER_PORT when set,
 # and every NCCL_*, ASR_*, CUDA_VISIBLE_DEVICES, GLOO_* variable set here.
 #
-# Exit status is the trainer's: 0 done, 75 stopped on a signal with a
-# checkpoint (run again with --resume auto), 2 bad input, 1 other failure.
-# SIGUSR1, SIGTERM and SIGINT given to this script reach every rank as USR1.
+# Exit status is the trainer's (docs/operations.md): 0 done, 75 stopped on a
+# signal with a checkpoint (run again with --resume auto), 2 bad usage, 3 bad
+# data, 4 a rank died or hung, 5 replicas diverged, 1 anything else.
+# SIGUSR1, SIGTERM and SIGINT (^C) given to this script reach every rank as
+# USR1. Use this script rather than a bare mpirun, which turns TERM and ^C
+# into a kill of the ranks after one second and exit status 1.
 set -uo pipefail
 
 die() { echo "mpirun.sh: error: $*" >&2; exit 2; }
@@ -62,10 +65,16 @@ cmd+=(${ASR_MPIRUN_ARGS:-})
 cmd+=("$trainer" --config "$config" "$@")
 echo "mpirun.sh: ${cmd[*]}" >&2
 
-# In the background so the traps run while the ranks do (see train.sbatch).
+# In the background so the traps run while the ranks do (see train.sbatch),
+# and in a process group of its own (set -m), so that ^C in a terminal, which
+# signals the whole foreground group, reaches this script only. Open MPI
+# answers SIGINT or SIGTERM by sending the ranks SIGTERM, then SIGKILL one
+# second later (odls_base_sigkill_timeout), and exits 1 whatever they did;
+# SIGUSR1 it forwards as is, so the ranks checkpoint and exit 75.
+set -m
 "${cmd[@]}" &
 pid=$!
-# mpirun passes USR1 to the ranks as is; its own TERM handling would kill them.
+set +m
 trap 'kill -USR1 "$pid" 2>/dev/null' USR1 TERM INT
 status=0
 while :; do

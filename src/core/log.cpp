@@ -104,7 +104,7 @@ const char* fatal_signal_name(int sig) {
   return "fatal signal: the process ends here";
 }
 
-extern "C" void on_fatal_signal(int sig) {
+extern "C" void asr_log_on_fatal_signal(int sig) {
   log_line_signal_safe("critical", fatal_signal_name(sig), true);
   // SA_RESETHAND restored the default action: re-raising gives the usual
   // exit status (128 + sig) and core dump.
@@ -162,7 +162,9 @@ void setup_logging(const std::string& console_level, const std::string& file, co
   auto logger = std::make_shared<spdlog::logger>("asr", sinks.begin(), sinks.end());
   logger->set_level(spdlog::level::debug);
   logger->set_pattern(kPattern + prefix + "%v");
-  logger->flush_on(spdlog::level::info);
+  // Every line reaches the file at once: the signal-safe lines bypass
+  // spdlog, and must not land ahead of lines still sitting in its buffer.
+  logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
 }
 
@@ -210,7 +212,7 @@ void install_crash_handlers() {
   sigaltstack(&stack, nullptr);
   struct sigaction action;
   std::memset(&action, 0, sizeof(action));
-  action.sa_handler = on_fatal_signal;
+  action.sa_handler = asr_log_on_fatal_signal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESETHAND | SA_ONSTACK;
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) sigaction(sig, &action, nullptr);
