@@ -14,6 +14,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   espeak-ng sox python3 python3-h5py python3-numpy python3-matplotlib
+  python3-torch  # the real torchrun, for tests/cli/ddp_torchrun.sh
   wamerican
 )
 

@@ -133,8 +133,8 @@ Fields dist_and_log_fields(TrainConfig& c) {
       {"dist.timeout_seconds", &d.timeout_seconds, within(1, 86400),
        "a collective that takes longer fails, naming the rank and operation"},
       {"dist.connect_timeout_seconds", &d.connect_timeout_seconds, within(1, 86400),
-       "how long ranks wait for each other at start-up (the rendezvous); ranks of a cluster job may start minutes "
-       "apart"},
+       "how long ranks wait for each other at start-up (the whole rendezvous; ranks of a cluster job may start "
+       "minutes apart); waiting ranks log the missing ones every 10 s, then fail with exit 4 naming them"},
       {"dist.watchdog_margin_seconds", &d.watchdog_margin_seconds, within(0, 86400),
        "a rank stuck in a collective past `timeout_seconds` plus this margin is ended by the watchdog"},
       {"dist.master_addr", &d.master_addr, any(),
