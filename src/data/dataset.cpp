@@ -1,16 +1,20 @@
 #include "asr/data/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 
 #include "asr/audio/audio_io.h"
 #include "asr/core/atomic_file.h"
 #include "asr/core/crc32c.h"
 #include "asr/core/error.h"
+#include "asr/core/file_checks.h"
 #include "asr/data/shard_format.h"
+#include "asr/text/tokenizer.h"
 #include "h5.h"
 
 namespace asr {
@@ -20,6 +24,9 @@ using json = nlohmann::json;
 namespace {
 
 using AudioPtr = std::shared_ptr<const std::vector<int16_t>>;
+
+// The fix for anything wrong with a preprocessed directory.
+constexpr const char* kRerun = "; re-run asr_preprocess to rebuild the directory";
 
 struct Shard {
   std::string path;
@@ -40,11 +47,11 @@ struct CacheEntry {
 void check_offsets(const std::vector<int64_t>& off, size_t n, int64_t total, const std::string& name,
                    const std::string& path) {
   if (off.size() != n + 1) throw DataError(path + ": '" + name + "' has " + std::to_string(off.size()) +
-                                       " entries, expected " + std::to_string(n + 1) + " (corrupt shard?)");
+                                       " entries, expected " + std::to_string(n + 1) + " (corrupt shard?)" + kRerun);
   if (off.front() != 0 || off.back() != total)
-    throw DataError(path + ": '" + name + "' does not span its data (corrupt shard?)");
+    throw DataError(path + ": '" + name + "' does not span its data (corrupt shard?)" + kRerun);
   for (size_t i = 1; i < off.size(); ++i)
-    if (off[i] < off[i - 1]) throw DataError(path + ": '" + name + "' is not ascending (corrupt shard?)");
+    if (off[i] < off[i - 1]) throw DataError(path + ": '" + name + "' is not ascending (corrupt shard?)" + kRerun);
 }
 
 }  // namespace
@@ -53,6 +60,7 @@ struct Dataset::Impl {
   std::string dir, split, tokenizer_path;
   json manifest;
   int sample_rate = 0;
+  int vocab_size = 0;  // of the tokenizer file: token ids must be in [1, vocab_size)
   size_t cache_limit = 0;
   std::vector<Shard> shards;
   std::vector<size_t> shard_of;  // utterance -> shard
@@ -68,7 +76,8 @@ struct Dataset::Impl {
     shards.clear();
   }
 
-  void add_shard(const json& entry, const fs::path& root, const std::string& manifest_path, bool verify_checksums);
+  void add_shard(const json& entry, const fs::path& root, const std::string& manifest_path);
+  void check_tokens(const Shard& sh, const std::vector<std::string>& shard_ids) const;
 
   AudioPtr load_shard_audio(size_t s) const {
     const Shard& sh = shards[s];
@@ -155,13 +164,15 @@ Dataset::~Dataset() = default;
 namespace {
 
 json read_manifest(const std::string& dir, const std::string& manifest_path) {
-  if (!fs::exists(manifest_path))
+  std::error_code ec;
+  if (!fs::exists(manifest_path, ec))
     throw Error(manifest_path + " not found: is " + dir + " an asr_preprocess output directory?");
+  require_regular_input(manifest_path, "dataset manifest");  // a FIFO would block the read
   json m;
   try {
     m = json::parse(read_file(manifest_path));
   } catch (const json::exception& e) {
-    throw DataError(manifest_path + " is not valid JSON (" + e.what() + ")");
+    throw DataError(manifest_path + " is not valid JSON (" + e.what() + ")" + kRerun);
   }
   if (m.value("format", std::string()) != shard::kFormatName)
     throw DataError(manifest_path + " is not an asr_preprocess manifest (format is not '" +
@@ -173,30 +184,96 @@ json read_manifest(const std::string& dir, const std::string& manifest_path) {
   return m;
 }
 
-void verify_checksum(const std::string& path, const std::string& want, const std::string& what) {
-  if (!fs::exists(path)) throw DataError(path + " is missing");
+// A manifest number that disagrees with the data: a hand edit, a damaged or
+// replaced file, or a mix of two runs; either way the directory cannot be trusted.
+[[noreturn]] void manifest_disagrees(const std::string& manifest_path, const std::string& field, const std::string& says,
+                                     const std::string& actual, const std::string& where) {
+  throw DataError(manifest_path + ": " + field + " is " + says + " but " + where + " has " + actual +
+                  " (the file or the manifest was changed after preprocessing, or they come from two runs)" + kRerun);
+}
+
+// A file the manifest lists: present, a regular file (a FIFO would block),
+// and with verify_checksums the CRC-32C the manifest recorded.
+void check_listed_file(const std::string& path, const std::string& manifest_path, const json& entry,
+                       bool verify_checksums, const std::string& what) {
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    throw DataError(path + ": " + what + " listed in " + manifest_path + " is missing" + kRerun);
+  require_regular_input(path, what);
+  if (entry.contains("bytes") && entry.at("bytes").get<uintmax_t>() != fs::file_size(path))
+    manifest_disagrees(manifest_path, what + " " + fs::path(path).filename().string() + " bytes", entry.at("bytes").dump(),
+                       std::to_string(fs::file_size(path)), path);
+  if (!verify_checksums) return;
+  const std::string want = entry.at("crc32c").get<std::string>();
   const std::string crc = crc32c_file_hex(path);
   if (crc != want)
-    throw DataError(path + ": checksum mismatch (crc32c " + crc + ", manifest says " + want + "); the " + what +
-                    " is corrupt, re-run asr_preprocess");
+    throw DataError(path + ": checksum mismatch (crc32c " + crc + ", " + manifest_path + " says " + want + "); the " +
+                    what + " is corrupt or was changed after preprocessing" + kRerun +
+                    " (or skip the check: asr_decode --no-verify, asr_ddp --set data.verify_checksums=false)");
+}
+
+bool same_seconds(double a, double b) { return std::abs(a - b) <= 1e-6 * std::max(1.0, std::abs(b)); }
+
+// Every *.h5 file in the directory must be one of the manifest's shards: a
+// stray one is left over from another run (or copied in) and would be
+// silently ignored.
+void check_no_stray_shards(const fs::path& root, const json& m, const std::string& manifest_path) {
+  std::set<std::string> listed;
+  for (const auto& [name, split] : m.at("splits").items())
+    for (const json& entry : split.at("shards")) listed.insert(entry.at("file").get<std::string>());
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() == ".h5" && !listed.count(name))
+      throw DataError(entry.path().string() + " is not listed in " + manifest_path +
+                      ": a shard of another preprocessing run? Remove it, or re-run asr_preprocess");
+  }
+  if (ec) throw DataError("cannot list " + root.string() + ": " + ec.message());
+}
+
+// The tokenizer's real vocabulary size, which token ids are checked against.
+int tokenizer_vocab(const std::string& path, const json& tok, const std::string& manifest_path) {
+  int vocab = 0;
+  try {
+    vocab = Tokenizer::from_file(path).vocab_size();
+  } catch (const Error& e) {
+    throw DataError(std::string(e.what()) + kRerun);
+  }
+  const int says = tok.at("vocab_size").get<int>();
+  if (says != vocab)
+    manifest_disagrees(manifest_path, "tokenizer.vocab_size", std::to_string(says), std::to_string(vocab) + " pieces",
+                       path);
+  return vocab;
 }
 
 }  // namespace
 
+// Token ids are model outputs: one outside [1, vocab) would index past the
+// CTC head (0 is the blank, which is never a target).
+void Dataset::Impl::check_tokens(const Shard& sh, const std::vector<std::string>& shard_ids) const {
+  for (size_t k = 0; k + 1 < sh.token_offsets.size(); ++k)
+    for (int64_t t = sh.token_offsets[k]; t < sh.token_offsets[k + 1]; ++t) {
+      const int32_t id = sh.tokens[static_cast<size_t>(t)];
+      if (id >= 1 && id < vocab_size) continue;
+      throw DataError(sh.path + ": utterance " + shard_ids[k] + " has token id " + std::to_string(id) +
+                      ", outside the vocabulary of " + tokenizer_path + " (ids 1-" + std::to_string(vocab_size - 1) +
+                      "; 0 is the CTC blank): the shard and the tokenizer come from different runs or the shard "
+                      "is corrupt" + kRerun);
+    }
+}
+
 // Opens one shard listed in the manifest, checks it against the manifest and
-// appends its utterances' index entries. Caller holds the HDF5 lock.
-void Dataset::Impl::add_shard(const json& entry, const fs::path& root, const std::string& manifest_path,
-                              bool verify_checksums) {
+// appends its utterances' index entries. Caller holds the HDF5 lock and has
+// checked the file (check_listed_file).
+void Dataset::Impl::add_shard(const json& entry, const fs::path& root, const std::string& manifest_path) {
   Shard sh;
   sh.path = (root / entry.at("file").get<std::string>()).string();
-  if (!fs::exists(sh.path)) throw DataError(sh.path + ": shard listed in " + manifest_path + " is missing");
-  if (verify_checksums) verify_checksum(sh.path, entry.at("crc32c").get<std::string>(), "shard");
   sh.file = h5::open_file(sh.path);
   hid_t f = sh.file.get();
   if (h5::read_int_attribute(f, shard::kAttrFormatVersion, sh.path) != shard::kFormatVersion)
-    throw DataError(sh.path + ": shard format version differs from the manifest's");
+    throw DataError(sh.path + ": shard format version differs from the manifest's" + kRerun);
   if (h5::read_int_attribute(f, shard::kAttrSampleRate, sh.path) != sample_rate)
-    throw DataError(sh.path + ": sample rate differs from the manifest's");
+    throw DataError(sh.path + ": sample rate differs from the manifest's" + kRerun);
   auto shard_ids = h5::read_strings(f, shard::kIds, sh.path);
   auto shard_text = h5::read_strings(f, shard::kText, sh.path);
   auto shard_norm = h5::read_strings(f, shard::kNormalized, sh.path);
@@ -205,10 +282,20 @@ void Dataset::Impl::add_shard(const json& entry, const fs::path& root, const std
   sh.tokens = h5::read_int32(f, shard::kTokens, sh.path);
   sh.audio_length = h5::dataset_length(f, shard::kAudio, sh.path);
   const size_t n = shard_ids.size();
-  if (shard_text.size() != n || shard_norm.size() != n || n != entry.at("utterances").get<size_t>())
-    throw DataError(sh.path + ": utterance count disagrees with " + manifest_path + " (corrupt shard?)");
+  if (shard_text.size() != n || shard_norm.size() != n)
+    throw DataError(sh.path + ": its ids, text and normalized datasets differ in length (corrupt shard?)" + kRerun);
   check_offsets(sh.offsets, n, sh.audio_length, shard::kOffsets, sh.path);
   check_offsets(sh.token_offsets, n, static_cast<int64_t>(sh.tokens.size()), shard::kTokenOffsets, sh.path);
+  check_tokens(sh, shard_ids);
+  const std::string file = "shard " + entry.at("file").get<std::string>();
+  if (entry.at("utterances").get<size_t>() != n)
+    manifest_disagrees(manifest_path, file + " utterances", entry.at("utterances").dump(), std::to_string(n), sh.path);
+  if (entry.at("samples").get<int64_t>() != sh.audio_length)
+    manifest_disagrees(manifest_path, file + " samples", entry.at("samples").dump(), std::to_string(sh.audio_length),
+                       sh.path);
+  const double seconds = static_cast<double>(sh.audio_length) / sample_rate;
+  if (!same_seconds(entry.at("seconds").get<double>(), seconds))
+    manifest_disagrees(manifest_path, file + " seconds", entry.at("seconds").dump(), std::to_string(seconds), sh.path);
   sh.first = ids.size();
   for (size_t k = 0; k < n; ++k) {
     shard_of.push_back(shards.size());
@@ -218,6 +305,22 @@ void Dataset::Impl::add_shard(const json& entry, const fs::path& root, const std
   }
   shards.push_back(std::move(sh));
 }
+
+namespace {
+
+// The split's totals against the shards just read.
+void check_split_totals(const json& split_entry, const std::string& split, size_t utterances, double seconds,
+                        const std::string& manifest_path) {
+  const std::string field = "splits." + split;
+  if (split_entry.at("utterances").get<size_t>() != utterances)
+    manifest_disagrees(manifest_path, field + ".utterances", split_entry.at("utterances").dump(),
+                       std::to_string(utterances), "the split's shards together");
+  if (!same_seconds(split_entry.at("seconds").get<double>(), seconds))
+    manifest_disagrees(manifest_path, field + ".seconds", split_entry.at("seconds").dump(), std::to_string(seconds),
+                       "the split's shards together");
+}
+
+}  // namespace
 
 Dataset Dataset::open(const std::string& dir, const std::string& split, bool verify_checksums, size_t cache_bytes) {
   auto impl = std::make_unique<Impl>();
@@ -230,16 +333,28 @@ Dataset Dataset::open(const std::string& dir, const std::string& split, bool ver
     impl->manifest = read_manifest(dir, manifest_path);
     const json& m = impl->manifest;
     impl->sample_rate = m.at("sample_rate").get<int>();
+    if (impl->sample_rate <= 0)
+      throw DataError(manifest_path + ": sample_rate " + std::to_string(impl->sample_rate) + " is not positive" + kRerun);
     const json& tok = m.at("tokenizer");
     impl->tokenizer_path = (root / tok.at("file").get<std::string>()).string();
     if (!m.at("splits").contains(split))
-      throw DataError(manifest_path + " has no split '" + split + "' (expected train, val or test)");
-    if (verify_checksums) verify_checksum(impl->tokenizer_path, tok.at("crc32c").get<std::string>(), "tokenizer");
+      throw Error(manifest_path + " has no split '" + split + "' (expected train, val or test)");  // a wrong name: usage
+    check_no_stray_shards(root, m, manifest_path);
+    check_listed_file(impl->tokenizer_path, manifest_path, tok, verify_checksums, "tokenizer");
+    impl->vocab_size = tokenizer_vocab(impl->tokenizer_path, tok, manifest_path);
+    const json& split_entry = m.at("splits").at(split);
+    // Checksums first, outside the HDF5 lock: they read whole files.
+    for (const json& entry : split_entry.at("shards"))
+      check_listed_file((root / entry.at("file").get<std::string>()).string(), manifest_path, entry, verify_checksums,
+                        "shard");
     std::lock_guard<std::mutex> lock(h5::global_mutex());
-    for (const json& entry : m.at("splits").at(split).at("shards"))
-      impl->add_shard(entry, root, manifest_path, verify_checksums);
+    for (const json& entry : split_entry.at("shards")) impl->add_shard(entry, root, manifest_path);
+    int64_t samples = 0;
+    for (const Shard& sh : impl->shards) samples += sh.audio_length;
+    check_split_totals(split_entry, split, impl->ids.size(), static_cast<double>(samples) / impl->sample_rate,
+                       manifest_path);
   } catch (const json::exception& e) {
-    throw DataError(manifest_path + " is missing a field or has a wrong type (" + e.what() + ")");
+    throw DataError(manifest_path + " is missing a field or has a wrong type (" + e.what() + ")" + kRerun);
   }
   impl->cache.resize(impl->shards.size());
   return Dataset(std::move(impl));
@@ -280,5 +395,6 @@ std::string Dataset::tokenizer_path() const { return impl_->tokenizer_path; }
 const nlohmann::json& Dataset::manifest() const { return impl_->manifest; }
 const std::string& Dataset::split() const { return impl_->split; }
 const std::string& Dataset::dir() const { return impl_->dir; }
+int Dataset::vocab_size() const { return impl_->vocab_size; }
 
 }  // namespace asr

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "asr/core/error.h"
+#include "asr/core/file_checks.h"
 
 namespace asr {
 
@@ -57,7 +58,9 @@ CharNgramLm& CharNgramLm::operator=(CharNgramLm&&) noexcept = default;
 CharNgramLm::~CharNgramLm() = default;
 
 CharNgramLm CharNgramLm::train(const std::vector<std::string>& sentences, int order) {
-  if (order < 1) throw Error("character LM order must be at least 1, got " + std::to_string(order));
+  if (order < 1 || order > kMaxOrder)
+    throw Error("--lm-order " + std::to_string(order) + " is out of range: the character LM order must be between 1 and " +
+                std::to_string(kMaxOrder) + " (memory grows with the order; docs/decoding.md)");
   auto impl = std::make_unique<Impl>();
   impl->order = order;
   std::array<bool, 256> seen{};
@@ -125,6 +128,7 @@ size_t CharNgramLm::num_contexts() const { return impl_->contexts.size(); }
 namespace asr {
 
 LmCorpus read_lm_corpus(const std::string& path, const std::vector<std::string>& exclude_ids) {
+  require_regular_input(path, "--lm-text");
   std::ifstream in(path);
   if (!in) throw Error("LM text " + path + ": cannot open the file");
   const std::unordered_set<std::string> exclude(exclude_ids.begin(), exclude_ids.end());

@@ -7,6 +7,7 @@
 
 #include "asr/core/checkpoint_file.h"
 #include "asr/core/error.h"
+#include "asr/core/file_checks.h"
 #include "asr/model/module_state.h"
 
 namespace asr {
@@ -49,6 +50,7 @@ CheckpointModel load_checkpoint_model(const std::string& path) {
   if (!fs::exists(path, ec)) throw Error("checkpoint " + path + ": no such file");
   if (fs::is_directory(path, ec))
     throw Error("checkpoint " + path + " is a directory; give a .ckpt file (e.g. RUN_DIR/checkpoints/best.ckpt)");
+  require_regular_input(path, "checkpoint");  // a FIFO or device would block or never end
   CheckpointData data = load_checkpoint(path);  // magic, version, size and CRC checks
   try {
     return build(data, path);

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <mutex>
 #include <numeric>
+#include <regex>
+#include <sstream>
 
 #include "asr/core/error.h"
 #include "asr/core/thread_pool.h"
@@ -136,16 +138,44 @@ struct Decoder::Impl {
   }
 };
 
+namespace {
+
+std::string number(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// "--beam 100000 is out of range: it must be between 1 and 256 (...)".
+void require_range(const char* flag, double value, double lo, double hi, const std::string& note = "") {
+  if (std::isfinite(value) && value >= lo && value <= hi) return;
+  throw Error(std::string(flag) + " " + number(value) + " is out of range: it must be " +
+              (std::isfinite(value) ? "" : "a finite number ") + "between " + number(lo) + " and " + number(hi) +
+              (note.empty() ? "" : " (" + note + ")"));
+}
+
+}  // namespace
+
 void validate_decode_options(const DecodeOptions& o) {
-  if (o.beam < 1) throw Error("--beam must be at least 1 (1 = greedy), got " + std::to_string(o.beam));
-  if (o.nbest < 1) throw Error("--nbest must be at least 1, got " + std::to_string(o.nbest));
-  if (o.beam > 1 && !(o.prune > 0)) throw Error("--prune must be positive (nats below each frame's best token)");
-  if (o.threads < 1) throw Error("--threads must be at least 1, got " + std::to_string(o.threads));
-  if (o.batch < 1) throw Error("--batch must be at least 1, got " + std::to_string(o.batch));
-  if (o.chunk_seconds < 0) throw Error("--chunk-seconds must be 0 (no chunking) or positive");
-  if (o.chunk_overlap_seconds < 0 || (o.chunk_seconds > 0 && 2 * o.chunk_overlap_seconds >= o.chunk_seconds))
-    throw Error("--chunk-overlap must be at least 0 and less than half of --chunk-seconds");
-  if (o.fusion.lm && o.fusion.weight < 0) throw Error("--lm-weight must not be negative");
+  require_range("--beam", o.beam, 1, kMaxBeam,
+                "1 = greedy; beam search costs time and memory with the square of the width, see docs/decoding.md");
+  require_range("--nbest", o.nbest, 1, o.beam > 1 ? o.beam + 1 : 1,
+                "greedy decoding has one hypothesis, beam search at most --beam + 1: the beam and the greedy path");
+  if (!(std::isfinite(o.prune) && o.prune > 0 && o.prune <= kMaxPrune))
+    throw Error("--prune " + number(o.prune) + " is out of range: it must be " +
+                (std::isfinite(o.prune) ? "" : "a finite number ") + "above 0 and at most " + number(kMaxPrune) +
+                " (nats below each frame's best token)");
+  require_range("--threads", o.threads, 1, kMaxThreads);
+  require_range("--batch", o.batch, 1, kMaxBatch);
+  if (o.chunk_seconds != 0)
+    require_range("--chunk-seconds", o.chunk_seconds, kMinChunkSeconds, kMaxChunkSeconds, "or 0 = never chunk");
+  const double overlap_max = o.chunk_seconds > 0 ? o.chunk_seconds / 2 : kMaxChunkSeconds / 2;
+  require_range("--chunk-overlap", o.chunk_overlap_seconds, 0, overlap_max, "less than half of --chunk-seconds");
+  if (o.chunk_seconds > 0 && 2 * o.chunk_overlap_seconds >= o.chunk_seconds)
+    throw Error("--chunk-overlap " + number(o.chunk_overlap_seconds) + " must be less than half of --chunk-seconds " +
+                number(o.chunk_seconds));
+  require_range("--lm-weight", o.fusion.weight, 0, kMaxLmWeight);
+  require_range("--lm-bonus", o.fusion.length_bonus, -kMaxLmBonus, kMaxLmBonus);
 }
 
 Decoder::Decoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -157,8 +187,9 @@ namespace {
 
 c10::Device parse_device(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
-  if (name.rfind("cuda", 0) != 0)
-    throw Error("--device " + name + ": unknown device; use cpu, cuda or cuda:N");
+  // Checked here: c10::Device would throw its own error (with a stack trace) for "cuda:x".
+  static const std::regex kCuda("cuda(:[0-9]{1,4})?");
+  if (!std::regex_match(name, kCuda)) throw Error("--device " + name + ": unknown device; use cpu, cuda or cuda:N");
   if (!distributed::cuda_built())
     throw Error("--device " + name + ": this build's LibTorch has no CUDA; use --device cpu (docs/building.md)");
   const int gpus = distributed::visible_gpus();

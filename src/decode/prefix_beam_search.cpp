@@ -41,8 +41,7 @@ class PrefixTrie {
   }
 
   int child(int parent, int64_t token) {
-    const uint64_t key = static_cast<uint64_t>(parent) * static_cast<uint64_t>(vocab_) + static_cast<uint64_t>(token);
-    auto it = index_.find(key);
+    auto it = index_.find(key(parent, token));
     if (it != index_.end()) return it->second;
     Node n;
     n.parent = parent;
@@ -60,7 +59,7 @@ class PrefixTrie {
     }
     const int id = static_cast<int>(nodes_.size());
     nodes_.push_back(std::move(n));
-    index_.emplace(key, id);
+    index_.emplace(key(parent, token), id);
     return id;
   }
 
@@ -74,6 +73,33 @@ class PrefixTrie {
   const Node& at(int id) const { return nodes_[static_cast<size_t>(id)]; }
   size_t size() const { return nodes_.size(); }
 
+  // Drops every node that is not a prefix of one of `live` and renumbers the
+  // rest (updating `live`). Without it the trie keeps every extension ever
+  // tried: beam x candidates nodes per frame, gigabytes for a wide beam or a
+  // long input. A parent is always created before its children, so one pass
+  // in id order renumbers parents first.
+  template <typename Entries>
+  void keep_only(Entries& live) {
+    std::vector<int> new_id(nodes_.size(), -1);
+    for (const auto& e : live)
+      for (int n = e.node; n >= 0 && new_id[static_cast<size_t>(n)] == -1; n = nodes_[static_cast<size_t>(n)].parent)
+        new_id[static_cast<size_t>(n)] = 0;  // marked
+    std::vector<Node> kept;
+    index_.clear();
+    for (size_t old = 0; old < nodes_.size(); ++old) {
+      if (new_id[old] == -1) continue;
+      new_id[old] = static_cast<int>(kept.size());
+      Node n = std::move(nodes_[old]);
+      if (n.parent >= 0) {
+        n.parent = new_id[static_cast<size_t>(n.parent)];
+        index_.emplace(key(n.parent, n.token), new_id[old]);
+      }
+      kept.push_back(std::move(n));
+    }
+    nodes_ = std::move(kept);
+    for (auto& e : live) e.node = new_id[static_cast<size_t>(e.node)];
+  }
+
   std::vector<int64_t> labels(int id) const {
     std::vector<int64_t> out;
     for (int n = id; n > 0; n = nodes_[static_cast<size_t>(n)].parent) out.push_back(nodes_[static_cast<size_t>(n)].token);
@@ -82,6 +108,10 @@ class PrefixTrie {
   }
 
  private:
+  uint64_t key(int parent, int64_t token) const {
+    return static_cast<uint64_t>(parent) * static_cast<uint64_t>(vocab_) + static_cast<uint64_t>(token);
+  }
+
   int64_t vocab_;
   const LmFusion& fusion_;
   std::vector<Node> nodes_;
@@ -195,6 +225,11 @@ class PrefixBeamSearch {
     std::partial_sort(beam_.begin(), beam_.begin() + static_cast<std::ptrdiff_t>(keep), beam_.end(),
                       [&](const Entry& a, const Entry& b) { return rank_score(a) > rank_score(b); });
     beam_.resize(keep);
+    // Amortized: compact when the trie has doubled since it last held only the beam's prefixes.
+    if (trie_.size() > 2 * compacted_size_ + kMinCompaction) {
+      trie_.keep_only(beam_);
+      compacted_size_ = trie_.size();
+    }
   }
 
   BeamHypothesis hypothesis(int node, double acoustic) const {
@@ -234,6 +269,8 @@ class PrefixBeamSearch {
   double lm_weight_, bonus_;
   size_t per_frame_;
   std::vector<Entry> beam_ = {Entry{0, 0.0, kNegInf}};
+  static constexpr size_t kMinCompaction = 1 << 16;  // nodes; below this the trie is small anyway
+  size_t compacted_size_ = 0;
   std::vector<Entry> acc_;  // indexed by node id
   std::vector<int> touched_;
   std::vector<int64_t> order_, candidates_, greedy_path_;

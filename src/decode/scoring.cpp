@@ -5,11 +5,13 @@
 #include <fstream>
 
 #include "asr/core/error.h"
+#include "asr/core/file_checks.h"
 #include "asr/text/normalize.h"
 
 namespace asr {
 
 std::map<std::string, std::string> read_reference_tsv(const std::string& path) {
+  require_regular_input(path, "--refs");
   std::ifstream in(path);
   if (!in) throw Error("references " + path + ": cannot open the file");
   std::map<std::string, std::string> refs;

@@ -5,10 +5,13 @@
 // LM live in src/decode; this file gathers inputs, orders the phases, writes
 // the results and maps failures to exit statuses (docs/decoding.md).
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -22,6 +25,7 @@
 #include "asr/audio/audio_io.h"
 #include "asr/core/atomic_file.h"
 #include "asr/core/error.h"
+#include "asr/core/file_checks.h"
 #include "asr/data/dataset.h"
 #include "asr/decode/char_lm.h"
 #include "asr/decode/decoder.h"
@@ -40,50 +44,84 @@ struct Cli {
   std::string lm_text;
   std::string device = "cpu";
   int lm_order = 6;
+  bool verify = true;  // CRC-32C of the dataset's shards and tokenizer against its manifest
   asr::DecodeOptions decode;
-  bool nbest_given = false;
+  std::map<std::string, bool> given;  // flag -> given on the command line (defaults that would be ignored are errors)
 };
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// 1. Options. Returns nullopt after --help.
+// Flags that only mean something together with another one: given alone
+// they would be silently ignored, so they are usage errors.
+void check_flag_combinations(const Cli& c) {
+  auto given = [&](const char* flag) { return c.given.count(flag) && c.given.at(flag); };
+  const bool files = !c.inputs.empty() || !c.list.empty();
+  if (files == !c.data.empty())
+    throw asr::Error("give audio files (INPUT... or --list FILE) or --data DIR --split SPLIT, not both and not neither");
+  if (!c.data.empty() && !c.refs.empty()) throw asr::Error("--refs is for audio files; --data brings its own references");
+  if (!c.report.empty() && c.data.empty() && c.refs.empty()) throw asr::Error("--report needs references (--refs or --data)");
+  for (const char* flag : {"--split", "--no-verify"})
+    if (given(flag) && c.data.empty()) throw asr::Error(std::string(flag) + " is for --data DIR; leave it out for audio files");
+  if (!c.lm_text.empty() && c.decode.beam <= 1) throw asr::Error("--lm-text needs beam search (--beam 2 or more)");
+  for (const char* flag : {"--lm-order", "--lm-weight", "--lm-bonus"})
+    if (given(flag) && c.lm_text.empty()) throw asr::Error(std::string(flag) + " needs an LM: add --lm-text FILE");
+  for (const char* flag : {"--nbest", "--prune"})
+    if (given(flag) && c.decode.beam <= 1) throw asr::Error(std::string(flag) + " is for beam search: add --beam N (N >= 2)");
+  if (given("--chunk-overlap") && c.decode.chunk_seconds == 0)
+    throw asr::Error("--chunk-overlap needs chunking; it means nothing with --chunk-seconds 0");
+  if (c.lm_order < 1 || c.lm_order > asr::CharNgramLm::kMaxOrder)
+    throw asr::Error("--lm-order " + std::to_string(c.lm_order) + " is out of range: it must be between 1 and " +
+                     std::to_string(asr::CharNgramLm::kMaxOrder) + " (LM memory grows with the order; docs/decoding.md)");
+}
+
+// 1. Options. Returns nullopt after --help or a flag CLI11 rejects.
 std::optional<Cli> parse_cli(int argc, char** argv, int* exit_code) {
   Cli c;
   CLI::App app{"Transcribe audio with an asr_ddp checkpoint: greedy or beam-search CTC decoding, text or JSONL\n"
                "output, CER/WER against references. Summary (files, audio seconds, wall time, RTF) on stderr.\n"
-               "See docs/decoding.md.",
+               "See docs/decoding.md (ranges of every option, exit statuses).",
                "asr_decode"};
-  app.add_option("--checkpoint", c.checkpoint, "checkpoint file written by asr_ddp (e.g. RUN/checkpoints/best.ckpt)")
-      ->required();
+  // Paths, each of which must be non-empty when given.
+  std::vector<std::pair<CLI::Option*, const std::string*>> paths;
+  auto path = [&](const char* name, std::string& value, const std::string& help) {
+    CLI::Option* o = app.add_option(name, value, help);
+    paths.emplace_back(o, &value);
+    return o;
+  };
+  path("--checkpoint", c.checkpoint, "checkpoint file written by asr_ddp (e.g. RUN/checkpoints/best.ckpt)")->required();
   app.add_option("inputs", c.inputs, "audio files (anything libsndfile reads; any rate and channel count)");
-  app.add_option("--list", c.list, "file with one audio path per line ('#' comments and blank lines skipped)");
-  app.add_option("--data", c.data, "preprocessed dataset directory (asr_preprocess output); decodes --split and scores it");
+  path("--list", c.list, "file with one audio path per line ('#' comments and blank lines skipped)");
+  path("--data", c.data, "preprocessed dataset directory (asr_preprocess output); decodes --split and scores it");
   app.add_option("--split", c.split, "split of --data to decode")->check(CLI::IsMember({"train", "val", "test"}));
-  app.add_option("--refs", c.refs, "references to score against: id<TAB>text per line (id = file name without extension)");
-  app.add_option("--beam", c.decode.beam, "beam width; 1 = greedy (best path)")->capture_default_str();
-  app.add_option("--nbest", c.decode.nbest, "hypotheses per input in JSONL output with --beam (default: min(beam, 5))")
-      ->each([&](const std::string&) { c.nbest_given = true; });
-  app.add_option("--prune", c.decode.prune, "beam search: skip tokens this many nats below each frame's best")
+  app.add_flag("!--no-verify", c.verify,
+               "with --data: skip the CRC-32C check of the shards and tokenizer against manifest.json "
+               "(docs/data-format.md)");
+  path("--refs", c.refs, "references to score against: id<TAB>text per line (id = file name without extension)");
+  app.add_option("--beam", c.decode.beam,
+                 "beam width, 1-" + std::to_string(asr::kMaxBeam) + "; 1 = greedy (best path)")->capture_default_str();
+  app.add_option("--nbest", c.decode.nbest, "hypotheses per input in JSONL output with --beam, 1 to beam+1 (default: min(beam, 5))");
+  app.add_option("--prune", c.decode.prune, "beam search: skip tokens this many nats below each frame's best (0-1000]")
       ->capture_default_str();
-  app.add_option("--lm-text", c.lm_text,
-                 "train a character n-gram LM for shallow fusion (beam search) from these transcripts: metadata.csv, "
-                 "id<TAB>text or one per line; ids being decoded are left out");
-  app.add_option("--lm-order", c.lm_order, "n-gram order of the character LM")->capture_default_str();
-  app.add_option("--lm-weight", c.decode.fusion.weight, "LM weight in the beam score")->capture_default_str();
-  app.add_option("--lm-bonus", c.decode.fusion.length_bonus, "score bonus per character with an LM")
+  path("--lm-text", c.lm_text,
+       "train a character n-gram LM for shallow fusion (beam search) from these transcripts: metadata.csv, "
+       "id<TAB>text or one per line; ids being decoded are left out");
+  app.add_option("--lm-order", c.lm_order,
+                 "n-gram order of the character LM, 1-" + std::to_string(asr::CharNgramLm::kMaxOrder))->capture_default_str();
+  app.add_option("--lm-weight", c.decode.fusion.weight, "LM weight in the beam score, 0-10")->capture_default_str();
+  app.add_option("--lm-bonus", c.decode.fusion.length_bonus, "score bonus per character with an LM, -10 to 10")
       ->capture_default_str();
   app.add_option("--format", c.format, "output: text (id<TAB>transcript) or jsonl")
       ->check(CLI::IsMember({"text", "jsonl"}))->capture_default_str();
-  app.add_option("-o,--output", c.output, "write transcripts to this file (atomically) instead of stdout");
-  app.add_option("--report", c.report, "write a per-utterance error report (sclite-like) to this file");
-  app.add_option("--threads", c.decode.threads, "worker threads (each runs the model single-threaded; 1 on a GPU)")
+  path("-o,--output", c.output, "write transcripts to this regular file (atomically) instead of stdout");
+  path("--report", c.report, "write a per-utterance error report (sclite-like) to this regular file");
+  app.add_option("--threads", c.decode.threads, "worker threads, 1-256 (each runs the model single-threaded; 1 on a GPU)")
       ->capture_default_str();
   app.add_option("--device", c.device, "where the model runs: cpu, cuda or cuda:N (batches on the GPU)")
       ->capture_default_str();
-  app.add_option("--batch", c.decode.batch, "inputs per forward pass")->capture_default_str();
-  app.add_option("--chunk-seconds", c.decode.chunk_seconds, "decode longer inputs in overlapping chunks; 0 = never")
-      ->capture_default_str();
-  app.add_option("--chunk-overlap", c.decode.chunk_overlap_seconds, "overlap between chunks, seconds")
+  app.add_option("--batch", c.decode.batch, "inputs per forward pass, 1-1024")->capture_default_str();
+  app.add_option("--chunk-seconds", c.decode.chunk_seconds,
+                 "decode longer inputs in overlapping chunks of 1-120 s; 0 = never")->capture_default_str();
+  app.add_option("--chunk-overlap", c.decode.chunk_overlap_seconds, "overlap between chunks, seconds (under half a chunk)")
       ->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -95,13 +133,15 @@ std::optional<Cli> parse_cli(int argc, char** argv, int* exit_code) {
     *exit_code = asr::kExitUsage;
     return std::nullopt;
   }
-  const bool files = !c.inputs.empty() || !c.list.empty();
-  if (files == !c.data.empty())
-    throw asr::Error("give audio files (INPUT... or --list FILE) or --data DIR --split SPLIT, not both and not neither");
-  if (!c.data.empty() && !c.refs.empty()) throw asr::Error("--refs is for audio files; --data brings its own references");
-  if (!c.report.empty() && c.data.empty() && c.refs.empty()) throw asr::Error("--report needs references (--refs or --data)");
-  if (!c.nbest_given) c.decode.nbest = std::min(c.decode.beam, 5);
-  if (!c.lm_text.empty() && c.decode.beam <= 1) throw asr::Error("--lm-text needs beam search (--beam 2 or more)");
+  for (const auto& [option, value] : paths)
+    if (option->count() > 0 && value->empty())
+      throw asr::Error(option->get_name() + " needs a path, got an empty string");
+  for (const char* flag : {"--split", "--no-verify", "--nbest", "--prune", "--lm-order", "--lm-weight", "--lm-bonus",
+                           "--chunk-overlap"})
+    c.given[flag] = app.get_option(flag)->count() > 0;
+  if (!c.given["--nbest"]) c.decode.nbest = std::min(c.decode.beam, 5);
+  check_flag_combinations(c);
+  asr::validate_decode_options(c.decode);
   return c;
 }
 
@@ -116,6 +156,7 @@ std::vector<std::string> gather_paths(const Cli& c) {
       if (line.empty() || line[0] == '#') continue;
       paths.push_back(line);
     }
+    if (in.bad()) throw asr::DataError("--list " + c.list + ": read error");
   }
   return paths;
 }
@@ -126,6 +167,7 @@ std::vector<asr::DecodeInput> file_inputs(const std::vector<std::string>& paths,
     asr::DecodeInput in;
     in.id = fs::path(path).stem().string();
     try {
+      asr::require_regular_input(path, "audio input");  // a FIFO or device would block the worker forever
       in.seconds = asr::probe_audio(path).duration();
       in.load = [path, rate] { return asr::load_audio(path, rate); };
     } catch (const std::exception& e) {
@@ -190,6 +232,72 @@ nlohmann::json to_json(const asr::Transcript& t, const asr::UtteranceScore* scor
   return j;
 }
 
+// Input files named by flags, checked before anything is loaded: a missing
+// one is a usage error, anything but a regular file (a FIFO would block the
+// read forever, a device never end) a data error. The checkpoint has its own
+// checks in load_checkpoint_model, audio files theirs per input.
+void check_input_files(const Cli& c) {
+  for (const auto& [flag, path] : {std::pair<const char*, const std::string&>{"--list", c.list},
+                                   {"--lm-text", c.lm_text}, {"--refs", c.refs}}) {
+    if (path.empty()) continue;
+    std::error_code ec;
+    if (!fs::exists(path, ec)) throw asr::Error(std::string(flag) + " " + path + ": no such file; check the path");
+    asr::require_regular_input(path, flag);
+  }
+}
+
+// Every file the run reads, for the check that no output overwrites one.
+std::vector<fs::path> files_read(const Cli& c, const std::vector<std::string>& audio) {
+  std::vector<fs::path> files(audio.begin(), audio.end());
+  for (const std::string* p : {&c.checkpoint, &c.list, &c.lm_text, &c.refs})
+    if (!p->empty()) files.emplace_back(*p);
+  std::error_code ec;
+  if (!c.data.empty() && fs::is_directory(c.data, ec))
+    for (const auto& entry : fs::directory_iterator(c.data, ec)) files.push_back(entry.path());
+  return files;
+}
+
+// -o and --report: regular files (written atomically: a temporary file is
+// renamed over the path) in an existing directory, never an input and never
+// each other. Checked before decoding, so a bad path does not cost a run.
+void check_output(const std::string& path, const char* flag, const std::vector<fs::path>& inputs) {
+  if (path.empty()) return;
+  const std::string type = asr::describe_file_type(path);
+  if (type != "missing" && type != "a regular file")
+    throw asr::Error(std::string(flag) + " " + path + " is " + type +
+                     ", not a regular file; outputs are written atomically (a temporary file renamed over the path), "
+                     "so give a file path" +
+                     (std::string(flag) == "-o" ? ", or leave out -o and redirect standard output (e.g. '> " + path + "')"
+                                                : ""));
+  const fs::path parent = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec))
+    throw asr::Error(std::string(flag) + " " + path + ": the directory " + parent.string() +
+                     " does not exist; create it first");
+  asr::require_writable_output(path, flag, inputs);
+}
+
+void check_outputs(const Cli& c, const std::vector<std::string>& audio) {
+  const auto inputs = files_read(c, audio);
+  check_output(c.output, "-o", inputs);
+  check_output(c.report, "--report", inputs);
+  std::error_code ec;
+  if (!c.output.empty() && !c.report.empty() &&
+      fs::weakly_canonical(c.output, ec) == fs::weakly_canonical(c.report, ec))
+    throw asr::Error("-o and --report both name " + c.output + "; give them different files");
+}
+
+// Standard output that cannot take the transcripts (a full disk, /dev/full,
+// a closed pipe) is an error: the run's results would be lost.
+void write_stdout(const std::string& text) {
+  errno = 0;
+  std::cout << text << std::flush;
+  if (!std::cout)
+    throw asr::DataError(std::string("cannot write the transcripts to standard output") +
+                         (errno ? std::string(": ") + std::strerror(errno) : std::string()) +
+                         "; free space where it goes, or write them to a file with -o FILE");
+}
+
 // 2. Checkpoint: the model, its tokenizer and sample rate.
 asr::Decoder load_decoder(const Cli& c) {
   auto t_load = Clock::now();
@@ -212,13 +320,13 @@ struct Work {
 };
 
 // 3-4. Inputs and references.
-Work gather_work(const Cli& c, int rate) {
+Work gather_work(const Cli& c, int rate, const std::vector<std::string>& paths) {
   Work w;
   if (!c.data.empty()) {
-    w.dataset = std::make_unique<asr::Dataset>(asr::Dataset::open(c.data, c.split));
+    w.dataset = std::make_unique<asr::Dataset>(asr::Dataset::open(c.data, c.split, c.verify));
     w.inputs = dataset_inputs(*w.dataset, rate, &w.dataset_refs);
   } else {
-    w.inputs = file_inputs(gather_paths(c), rate);
+    w.inputs = file_inputs(paths, rate);
     if (!c.refs.empty()) w.refs = asr::read_reference_tsv(c.refs);
   }
   if (w.inputs.empty()) throw asr::Error("nothing to decode: no inputs given (or the split is empty)");
@@ -272,7 +380,7 @@ Tally write_results(const Cli& c, const std::vector<asr::Transcript>& results, c
       out << t.id << "\t" << t.text << "\n";
   }
   if (c.output.empty())
-    std::cout << out.str() << std::flush;
+    write_stdout(out.str());
   else
     asr::write_file_atomic(c.output, out.str());
   if (!c.report.empty()) asr::write_file_atomic(c.report, report.str());
@@ -296,8 +404,11 @@ void print_summary(const Tally& tally, const Work& w, double wall, const asr::De
 }
 
 int run(const Cli& c) {
+  check_input_files(c);
+  const std::vector<std::string> audio = c.data.empty() ? gather_paths(c) : std::vector<std::string>{};
+  check_outputs(c, audio);
   asr::Decoder decoder = load_decoder(c);
-  Work work = gather_work(c, decoder.sample_rate());
+  Work work = gather_work(c, decoder.sample_rate(), audio);
   asr::DecodeOptions options = c.decode;
   auto lm = train_lm(c, work);
   if (lm) options.fusion.lm = &*lm;
@@ -316,14 +427,30 @@ int run(const Cli& c) {
   return tally.failed > 0 ? asr::kExitData : asr::kExitOk;
 }
 
-}  // namespace
+// The final flush and close of standard output, checked: a write that
+// failed in the stdio buffer, or a close that fails (NFS), shows only here.
+// Returns the exit status; a failure already reported keeps its status.
+int close_stdout(int status) {
+  errno = 0;
+  std::cout.flush();
+  bool ok = std::cout.good() && std::fflush(stdout) == 0 && !std::ferror(stdout);
+  int err = errno;
+  // The stdio buffer is empty now, so the flush at exit writes nothing to the closed descriptor.
+  if (ok && ::close(STDOUT_FILENO) != 0 && errno != EBADF) {
+    ok = false;
+    err = errno;
+  }
+  if (ok || status != asr::kExitOk) return status;
+  std::fprintf(stderr, "asr_decode: error: cannot write to standard output%s%s; free space where it goes, or write "
+               "the transcripts to a file with -o FILE\n", err ? ": " : "", err ? std::strerror(err) : "");
+  return asr::kExitData;
+}
 
-int main(int argc, char** argv) {
+int run_main(int argc, char** argv) {
   try {
     int exit_code = asr::kExitOk;
     auto cli = parse_cli(argc, argv, &exit_code);
     if (!cli) return exit_code;
-    asr::validate_decode_options(cli->decode);
     return run(*cli);
   } catch (const std::exception& e) {
     const int code = asr::exit_code_for(e);
@@ -331,3 +458,7 @@ int main(int argc, char** argv) {
     return code;
   }
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return close_stdout(run_main(argc, argv)); }

@@ -5,12 +5,14 @@
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "asr/audio/audio_io.h"
 #include "asr/core/error.h"
 #include "asr/data/preprocess.h"
 #include "corpus_fixture.h"
+#include "dataset_damage.h"
 #include "test_support.h"
 
 namespace fs = std::filesystem;
@@ -43,6 +45,18 @@ class DatasetTest : public ::testing::Test {
   static TempDir* dir_;
 };
 TempDir* DatasetTest::dir_ = nullptr;
+
+// An asr::DataError (exit status 3) whose message holds every one of `needles`.
+void expect_data_error(const std::vector<std::string>& needles, const std::function<void()>& fn) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected asr::DataError mentioning " << needles.front();
+  } catch (const asr::DataError& e) {
+    for (const auto& needle : needles) EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << needle << ": " << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not an asr::DataError: " << e.what();
+  }
+}
 
 void expect_error_naming(const std::string& needle, const std::function<void()>& fn) {
   try {
@@ -94,21 +108,99 @@ TEST_F(DatasetTest, ConcurrentReadsMatchSequentialInBothCacheModes) {
   }
 }
 
-TEST_F(DatasetTest, FlippedByteIsCaughtByChecksum) {
+TEST_F(DatasetTest, FlippedByteIsCaughtByChecksumUnlessSkipped) {
   TempDir tmp;
   fs::path o = copy_output(tmp);
   fs::path shard = o / "train-00001-of-00004.h5";
-  {
-    std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(fs::file_size(shard) / 2));
-    char c;
-    f.read(&c, 1);
-    f.seekp(-1, std::ios::cur);
-    c ^= 0x10;
-    f.write(&c, 1);
-  }
-  expect_error_naming(shard.string(), [&] { asr::Dataset::open(o.string(), "train", true); });
+  asr::test::flip_byte(shard, asr::test::audio_byte_offset(shard) + 1);
+  expect_data_error({shard.string(), "checksum mismatch", "asr_preprocess", "--no-verify"},
+                    [&] { asr::Dataset::open(o.string(), "train"); });  // verification is the default
   EXPECT_NO_THROW(asr::Dataset::open(o.string(), "val", true)) << "other splits are unaffected";
+  // Skipped, the damaged audio reads (a flipped bit of a sample is not detectable otherwise).
+  auto ds = asr::Dataset::open(o.string(), "train", false);
+  for (size_t i = 0; i < ds.size(); ++i) EXPECT_NO_THROW(ds.get(i));
+  // The tokenizer is verified too.
+  asr::test::flip_byte(o / "tokenizer.model", 20);
+  expect_data_error({(o / "tokenizer.model").string(), "checksum mismatch"}, [&] { asr::Dataset::open(o.string(), "val"); });
+}
+
+TEST_F(DatasetTest, StrayShardIsAnErrorForEverySplit) {
+  TempDir tmp;
+  fs::path o = copy_output(tmp);
+  fs::copy_file(o / "train-00000-of-00004.h5", o / "train-00004-of-00005.h5");
+  for (const char* split : {"train", "val", "test"})
+    expect_data_error({(o / "train-00004-of-00005.h5").string(), "not listed", "asr_preprocess"},
+                      [&] { asr::Dataset::open(o.string(), split, false); });
+  fs::remove(o / "train-00004-of-00005.h5");
+  EXPECT_NO_THROW(asr::Dataset::open(o.string(), "train"));
+}
+
+TEST_F(DatasetTest, DeletedShardNamesTheManifestAndTheFix) {
+  TempDir tmp;
+  fs::path o = copy_output(tmp);
+  fs::remove(o / "train-00002-of-00004.h5");
+  for (bool verify : {true, false})
+    expect_data_error({(o / "train-00002-of-00004.h5").string(), "manifest.json", "missing", "asr_preprocess"},
+                      [&] { asr::Dataset::open(o.string(), "train", verify); });
+  fs::remove(o / "tokenizer.model");
+  expect_data_error({(o / "tokenizer.model").string(), "missing"}, [&] { asr::Dataset::open(o.string(), "val"); });
+}
+
+// Every number the manifest states about the shards is checked against
+// them, with or without checksums: a hand edit never goes unnoticed.
+TEST_F(DatasetTest, HandEditedManifestIsAnError) {
+  const std::string shard = "train-00001-of-00004.h5";
+  auto shard_entry = [&](nlohmann::json& m) -> nlohmann::json& {
+    for (auto& e : m["splits"]["train"]["shards"])
+      if (e["file"] == shard) return e;
+    throw std::runtime_error("no entry");
+  };
+  const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> edits = {
+      {"utterances", [&](auto& m) { shard_entry(m)["utterances"] = shard_entry(m)["utterances"].template get<int>() + 1; }},
+      {"samples", [&](auto& m) { shard_entry(m)["samples"] = shard_entry(m)["samples"].template get<int64_t>() - 160; }},
+      {"bytes", [&](auto& m) { shard_entry(m)["bytes"] = shard_entry(m)["bytes"].template get<int64_t>() + 1; }},
+      {"seconds", [&](auto& m) { shard_entry(m)["seconds"] = shard_entry(m)["seconds"].template get<double>() + 0.5; }},
+      {"splits.train.utterances", [](auto& m) { m["splits"]["train"]["utterances"] = 1000; }},
+      {"splits.train.seconds", [](auto& m) { m["splits"]["train"]["seconds"] = 1.0; }},
+      {"tokenizer.vocab_size", [](auto& m) { m["tokenizer"]["vocab_size"] = m["tokenizer"]["vocab_size"].template get<int>() + 3; }},
+      {"checksum mismatch", [&](auto& m) { shard_entry(m)["crc32c"] = "00000000"; }},
+  };
+  for (const auto& [field, edit] : edits) {
+    TempDir tmp;
+    fs::path o = copy_output(tmp);
+    asr::test::edit_manifest(o, edit);
+    expect_data_error({field, "asr_preprocess"}, [&] { asr::Dataset::open(o.string(), "train"); });
+    if (field != "checksum mismatch")  // structure, not checksums: caught without verification too
+      expect_data_error({field, (o / "manifest.json").string()}, [&] { asr::Dataset::open(o.string(), "train", false); });
+  }
+}
+
+// Token ids index the model's outputs: ids past the tokenizer, and the CTC
+// blank (0, never a target), are refused even when the checksums agree.
+TEST_F(DatasetTest, OutOfVocabularyTokenIdsAreAnError) {
+  for (int32_t bad : {9999, 0, -2}) {
+    TempDir tmp;
+    fs::path o = copy_output(tmp);
+    const std::string shard = "val-00001-of-00004.h5";
+    asr::test::write_token(o / shard, 3, bad);
+    asr::test::refresh_checksum(o, shard);
+    expect_data_error({(o / shard).string(), "token id " + std::to_string(bad), "vocabulary", "asr_preprocess"},
+                      [&] { asr::Dataset::open(o.string(), "val"); });
+    EXPECT_NO_THROW(asr::Dataset::open(o.string(), "train"));
+  }
+}
+
+// A FIFO in place of the manifest, the tokenizer or a shard is refused by its
+// type; reading it would block until a writer came (FifoInPlaceOf ends such a
+// read after a few seconds, so a regression fails on the message instead of hanging).
+TEST_F(DatasetTest, FifosAreRefusedWithoutReading) {
+  for (const char* name : {"manifest.json", "tokenizer.model", "val-00000-of-00004.h5"}) {
+    TempDir tmp;
+    fs::path o = copy_output(tmp);
+    asr::test::FifoInPlaceOf fifo(o / name);
+    for (bool verify : {true, false})
+      expect_data_error({(o / name).string(), "FIFO"}, [&] { asr::Dataset::open(o.string(), "val", verify); });
+  }
 }
 
 TEST_F(DatasetTest, MissingTruncatedOrForeignShardsAreClearErrors) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
 
 #include "asr/core/error.h"
 #include "asr/decode/char_lm.h"
@@ -138,6 +139,32 @@ TEST(PrefixBeamSearch, RejectsBadOptions) {
   o.fusion.token_text = {"", "a", "b", " "};
   EXPECT_NO_THROW(asr::ctc_prefix_beam_search(lp.data(), 3, 4, o));
   EXPECT_TRUE(asr::ctc_prefix_beam_search(lp.data(), 0, 4, asr::BeamSearchOptions{})[0].ids.empty());
+}
+
+// A wide beam over many frames of a flat posterior creates far more prefixes
+// than it keeps, so the search prunes its prefix trie to the beam's prefixes
+// many times (after 2^16 nodes, then whenever it doubles). Renumbering must
+// keep every prefix intact: each hypothesis' acoustic score sums only the
+// alignments the beam kept, so it can never exceed the exact CTC probability
+// of its labels. A trie whose parents were renumbered wrongly returns other
+// label sequences, whose exact probability is far lower.
+TEST(PrefixBeamSearch, PrunedPrefixTrieKeepsHypothesesIntact) {
+  const int64_t T = 400, V = 30;
+  auto lp = random_log_probs(T, V, 11, /*peak=*/0.7);
+  asr::BeamSearchOptions o;
+  o.beam = 64;  // ~64 x 29 new prefixes per frame: the trie is pruned every ~40 frames
+  o.nbest = 8;
+  auto hyps = asr::ctc_prefix_beam_search(lp.data(), T, V, o);
+  ASSERT_EQ(hyps.size(), 8u);
+  std::set<std::vector<int64_t>> distinct;
+  for (const auto& h : hyps) {
+    for (int64_t id : h.ids) ASSERT_TRUE(id > 0 && id < V);
+    const double exact = asr::ctc_sequence_log_prob(lp.data(), T, V, h.ids);
+    EXPECT_LE(h.acoustic, exact + 1e-6 * std::abs(exact));
+    distinct.insert(h.ids);
+  }
+  EXPECT_EQ(distinct.size(), hyps.size());
+  EXPECT_GE(hyps[0].score, asr::ctc_sequence_log_prob(lp.data(), T, V, greedy(lp, T, V).ids) - 1e-6);
 }
 
 TEST(PrefixBeamSearch, LanguageModelBreaksAcousticTies) {

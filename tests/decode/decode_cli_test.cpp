@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "../data/corpus_fixture.h"
+#include "../data/dataset_damage.h"
 #include "asr/audio/audio_io.h"
 #include "asr/core/atomic_file.h"
 #include "asr/data/dataset.h"
@@ -268,6 +269,70 @@ TEST_F(DecodeCli, DataSplitScoringMatchesTrainingEvaluation) {
                 (long long)eval.chars.sub, (long long)eval.chars.del, (long long)eval.chars.ins,
                 (long long)eval.chars.ref_len);
   EXPECT_NE(r.err.find(expect), std::string::npos) << expect << "\n" << r.err;
+}
+
+// A damaged dataset stops asr_decode --data (and asr_ddp) with exit status 3
+// and a message naming the file and the fix, before anything is decoded.
+TEST_F(DecodeCli, DamagedDatasetsAreDataErrors) {
+  TempDir t;
+  asr::test::write_corpus(t / "in", 16);
+  asr::PreprocessOptions po;
+  po.input = (t / "in").string();
+  po.output = (t / "data").string();
+  po.val = 4;
+  po.test = 2;
+  po.vocab_size = 40;
+  po.shards = 2;
+  po.threads = 1;
+  asr::run_preprocess(po);
+  asr::test::write_test_checkpoint(t / "data.ckpt", 3, "configs/tiny.toml",
+                                   asr::read_file(t / "data" / "tokenizer.model"));
+  const std::string val = "val-00000-of-00002.h5";
+  struct Damage {
+    std::string name, needle;
+    std::function<void(const fs::path&)> apply;
+  };
+  const std::vector<Damage> damages = {
+      {"flipped byte", "checksum mismatch",
+       [&](const fs::path& d) { asr::test::flip_byte(d / val, asr::test::audio_byte_offset(d / val) + 7); }},
+      {"deleted shard", "missing", [&](const fs::path& d) { fs::remove(d / val); }},
+      {"stray shard", "not listed", [&](const fs::path& d) { fs::copy_file(d / val, d / "val-00002-of-00003.h5"); }},
+      {"edited count", "utterances",
+       [&](const fs::path& d) { asr::test::edit_manifest(d, [](auto& m) { m["splits"]["val"]["utterances"] = 5; }); }},
+      {"out-of-vocabulary id", "token id 999",
+       [&](const fs::path& d) {
+         asr::test::write_token(d / val, 0, 999);
+         asr::test::refresh_checksum(d, val);
+       }},
+  };
+  const std::string decode_args = "--checkpoint " + q(t / "data.ckpt") + " --split val --data ";
+  for (const auto& damage : damages) {
+    const fs::path d = t / ("d-" + std::to_string(&damage - damages.data()));
+    fs::copy(t / "data", d, fs::copy_options::recursive);
+    damage.apply(d);
+    auto r = decode(decode_args + q(d), t);
+    EXPECT_EQ(r.status, 3) << damage.name << ": " << r.err;
+    for (const std::string& needle : {damage.needle, std::string("asr_preprocess"), d.string()})
+      EXPECT_NE(r.err.find(needle), std::string::npos) << damage.name << ": no '" << needle << "' in " << r.err;
+    EXPECT_EQ(r.out, "") << damage.name;
+  }
+  // A flipped audio byte is only visible to the checksum: --no-verify decodes.
+  const fs::path flipped = t / "d-0";
+  EXPECT_EQ(decode(decode_args + q(flipped) + " --no-verify", t).status, 0);
+  EXPECT_EQ(decode(decode_args + q(t / "data"), t).status, 0);
+  EXPECT_EQ(decode("--checkpoint " + q(ckpt()) + " --no-verify " + q(clip(0)), t).status, 2) << "--no-verify without --data";
+
+  // asr_ddp opens the same way: exit 3 naming the shard, unless the checksum is skipped.
+  const fs::path ddp = asr::test::binary_dir() / "asr_ddp";
+  if (!fs::exists(ddp)) GTEST_SKIP() << "asr_ddp is not built";
+  const std::string train = "(" + ddp.string() + " --config " + q(asr::test::source_dir() / "configs/tiny.toml") +
+                            " --max-steps 1 --set eval.every=0 --set log.tensorboard=false --set log.level=warn --data " +
+                            q(flipped) + " --run-dir ";
+  std::string log = (t / "ddp.log").string();
+  EXPECT_EQ(asr::test::run_command(train + q(t / "run1") + " >" + q(log) + " 2>&1)"), 3) << asr::read_file(log);
+  EXPECT_NE(asr::read_file(log).find((flipped / val).string()), std::string::npos) << asr::read_file(log);
+  EXPECT_EQ(asr::test::run_command(train + q(t / "run2") + " --set data.verify_checksums=false >" + q(log) + " 2>&1)"), 0)
+      << asr::read_file(log);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "asr/audio/audio_io.h"
@@ -220,11 +221,46 @@ TEST(DecodeOptions, BadValuesNameTheFlag) {
       EXPECT_NE(std::string(e.what()).find(flag), std::string::npos) << e.what();
     }
   };
+  const double nan = std::nan(""), inf = HUGE_VAL;
   bad([](auto& o) { o.beam = 0; }, "--beam");
-  bad([](auto& o) { o.threads = 0; }, "--threads");
-  bad([](auto& o) { o.batch = 0; }, "--batch");
-  bad([](auto& o) { o.chunk_seconds = -1; }, "--chunk-seconds");
+  bad([](auto& o) { o.beam = asr::kMaxBeam + 1; }, "--beam 257 is out of range: it must be between 1 and 256");
+  bad([](auto& o) { o.beam = 100000; }, "--beam 100000");
   bad([](auto& o) { o.nbest = 0; }, "--nbest");
+  bad([](auto& o) { o.nbest = 2; }, "--nbest 2");  // greedy has one hypothesis
+  bad([](auto& o) { o.beam = 8, o.nbest = 10; }, "--nbest 10");
+  for (double v : {0.0, -1.0, 1001.0, nan, inf}) bad([&](auto& o) { o.prune = v; }, "--prune");
+  bad([](auto& o) { o.threads = 0; }, "--threads");
+  bad([](auto& o) { o.threads = asr::kMaxThreads + 1; }, "--threads");
+  bad([](auto& o) { o.batch = 0; }, "--batch");
+  bad([](auto& o) { o.batch = asr::kMaxBatch + 1; }, "--batch");
+  for (double v : {-1.0, 0.5, 121.0, nan, inf, -inf}) bad([&](auto& o) { o.chunk_seconds = v; }, "--chunk-seconds");
+  for (double v : {-0.1, 10.0, nan, inf}) bad([&](auto& o) { o.chunk_overlap_seconds = v; }, "--chunk-overlap");
+  for (double v : {-0.1, 10.5, nan, inf}) bad([&](auto& o) { o.fusion.weight = v; }, "--lm-weight");
+  for (double v : {-10.5, 10.5, nan, -inf}) bad([&](auto& o) { o.fusion.length_bonus = v; }, "--lm-bonus");
+  bad([&](auto& o) { o.prune = nan; }, "a finite number");
+  // The edges of every range are accepted.
+  asr::DecodeOptions edge;
+  edge.beam = asr::kMaxBeam;
+  edge.nbest = asr::kMaxBeam + 1;
+  edge.prune = asr::kMaxPrune;
+  edge.threads = asr::kMaxThreads;
+  edge.batch = asr::kMaxBatch;
+  edge.chunk_seconds = asr::kMaxChunkSeconds;
+  edge.fusion.weight = asr::kMaxLmWeight;
+  edge.fusion.length_bonus = -asr::kMaxLmBonus;
+  EXPECT_NO_THROW(asr::validate_decode_options(edge));
+  edge.chunk_seconds = 0;  // no chunking: any overlap under the cap means nothing
+  edge.chunk_overlap_seconds = 0;
+  EXPECT_NO_THROW(asr::validate_decode_options(edge));
+  edge.chunk_seconds = asr::kMinChunkSeconds;
+  edge.chunk_overlap_seconds = 0.4;
+  EXPECT_NO_THROW(asr::validate_decode_options(edge));
+}
+
+TEST(CharNgramLm, OrderHasARange) {
+  EXPECT_THROW(asr::CharNgramLm::train({"abc"}, 0), asr::Error);
+  EXPECT_THROW(asr::CharNgramLm::train({"abc"}, asr::CharNgramLm::kMaxOrder + 1), asr::Error);
+  EXPECT_NO_THROW(asr::CharNgramLm::train({"abc"}, asr::CharNgramLm::kMaxOrder));
 }
 
 TEST(LmCorpus, ReadsEveryFormatAndLeavesOutDecodedIds) {

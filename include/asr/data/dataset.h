@@ -19,12 +19,18 @@ class Dataset {
  public:
   static constexpr size_t kDefaultCacheBytes = size_t{2} << 30;
 
-  // Opens `dir`'s manifest.json and the shards of `split` (train, val, test).
-  // Throws asr::Error naming the file for a missing or foreign manifest, a
-  // different format version, an unknown split, a missing or corrupt shard,
-  // and, with verify_checksums, any shard or tokenizer whose CRC-32C differs
-  // from the manifest's.
-  static Dataset open(const std::string& dir, const std::string& split, bool verify_checksums = false,
+  // Opens `dir`'s manifest.json and the shards of `split` (train, val, test),
+  // and checks the directory against its manifest (docs/data-format.md,
+  // "Verification"). Throws asr::DataError naming the file and the fix
+  // (re-run asr_preprocess) for: a missing, foreign or other-version
+  // manifest (a missing one is asr::Error: a wrong path); an unknown split;
+  // a listed shard or tokenizer that is missing or not a regular file; an
+  // *.h5 file the manifest does not list; a corrupt shard; utterance,
+  // sample or second counts or a vocabulary size that differ from the
+  // manifest's; token ids outside the tokenizer's vocabulary; and, with
+  // verify_checksums, a shard of the split or the tokenizer whose CRC-32C
+  // differs from the manifest's (the only check that reads whole files).
+  static Dataset open(const std::string& dir, const std::string& split, bool verify_checksums = true,
                       size_t cache_bytes = kDefaultCacheBytes);
 
   Dataset(Dataset&&) noexcept;
@@ -49,6 +55,7 @@ class Dataset {
   Utterance get(size_t i) const;
 
   std::string tokenizer_path() const;
+  int vocab_size() const;  // the tokenizer's; every token id is in [1, vocab_size())
   const nlohmann::json& manifest() const;
   const std::string& split() const;
   const std::string& dir() const;

@@ -17,6 +17,22 @@ namespace asr {
 class Tokenizer;
 struct ModelConfig;
 
+// Ranges of DecodeOptions (docs/decoding.md, "Option ranges"). The beam cap
+// bounds the worst case, a flat posterior (an untrained or very unsure
+// model) where every token survives pruning: each frame then extends every
+// prefix by up to `beam` tokens, so time grows with the square of the width.
+// bench/beam_search_cost.cpp, 256 tokens, one thread: beam 256 runs at RTF
+// 0.10 (0.95 with a character LM) in ~25-40 MB; beam 512 at RTF 0.26 (2.3
+// with the LM).
+inline constexpr int kMaxBeam = 256;
+inline constexpr double kMaxPrune = 1000;         // nats; float32 log-probs span ~104, so this is "no pruning"
+inline constexpr double kMaxLmWeight = 10;
+inline constexpr double kMaxLmBonus = 10;         // per character, either sign
+inline constexpr int kMaxThreads = 256;
+inline constexpr int kMaxBatch = 1024;
+inline constexpr double kMinChunkSeconds = 1;     // a few frames of context at least
+inline constexpr double kMaxChunkSeconds = 120;   // attention grows with the square of the length
+
 struct DecodeOptions {
   int beam = 1;                 // 1 = greedy (best path); > 1 = prefix beam search of this width
   int nbest = 1;                // hypotheses kept per input with beam search
@@ -92,7 +108,8 @@ class Decoder {
   std::unique_ptr<Impl> impl_;
 };
 
-// Checks option ranges; throws asr::Error naming the flag.
+// Checks every option against its range (above); non-finite numbers are
+// refused. Throws asr::Error naming the flag, the value and the range.
 void validate_decode_options(const DecodeOptions& options);
 
 }  // namespace asr

@@ -14,7 +14,8 @@ namespace asr {
 
 // `id<TAB>text` per line; blank lines and lines starting with '#' are
 // skipped. Throws asr::Error naming the file and line for a line without a
-// tab, an empty id or a repeated id.
+// tab, an empty id or a repeated id, and asr::DataError before opening
+// anything but a regular file (a FIFO would block).
 std::map<std::string, std::string> read_reference_tsv(const std::string& path);
 
 struct UtteranceScore {

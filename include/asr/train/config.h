@@ -26,6 +26,7 @@ struct DataConfig {
   std::string train_split = "train";
   std::string valid_split = "val";    // asr_preprocess writes train, val and test
   int loader_threads = 2;             // threads decoding/augmenting audio for the prefetcher
+  bool verify_checksums = true;       // CRC-32C of shards and tokenizer against the manifest when opened
 };
 
 struct OptimConfig {
