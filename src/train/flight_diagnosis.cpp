@@ -138,29 +138,38 @@ std::optional<std::string> find_desync(const std::map<int, Dump>& dumps) {
     }
   for (const auto& [seq, prints] : by_seq) {
     if (prints.size() < 2) continue;
-    // The larger side is taken as right, the smaller as the odd one out.
+    // The larger side is taken as right, the smaller as the odd one out; in
+    // a tie, the side of the lowest rank is taken as right.
     const auto usual = std::max_element(prints.begin(), prints.end(), [](const auto& a, const auto& b) {
-      return a.second.size() < b.second.size();
+      return a.second.size() != b.second.size() ? a.second.size() < b.second.size()
+                                                 : a.second.front() > b.second.front();
     });
     auto odd = prints.end();
     for (auto it = prints.begin(); it != prints.end(); ++it)
       if (it != usual && (odd == prints.end() || it->second.size() < odd->second.size())) odd = it;
     const Collective& a = *entry.at({odd->second.front(), seq});
     const Collective& b = *entry.at({usual->second.front(), seq});
-    return fmt::format("{} ran {} as collective #{} ({}, {}) while {} ran {} ({}, {}): the ranks are out of step "
-                       "from #{} on -- one side skipped or added a collective just before",
-                       rank_list(odd->second), odd->first, seq, a.note.empty() ? "-" : a.note,
+    return fmt::format("collective #{} differs: {} ran {} ({}, {}) while {} ran {} ({}, {}): the ranks are out of "
+                       "step from #{} on -- one side skipped or added a collective just before",
+                       seq, rank_list(odd->second), odd->first, a.note.empty() ? "-" : a.note,
                        "step " + std::to_string(a.step), rank_list(usual->second), usual->first,
                        b.note.empty() ? "-" : b.note, "step " + std::to_string(b.step), seq);
   }
   return std::nullopt;
 }
 
+// A failure's message without the rank (the line names it) and the advice.
+std::string short_reason(const Dump& d) {
+  std::string reason = d.reason;
+  if (const std::string who = fmt::format("rank {}: ", d.rank); reason.rfind(who, 0) == 0) reason.erase(0, who.size());
+  return reason.substr(0, reason.find(" -- "));
+}
+
 std::string rank_line(int rank, const std::map<int, Dump>& dumps) {
   auto it = dumps.find(rank);
   if (it == dumps.end()) return fmt::format("rank {}: no dump (dead, or stopped where it could not write one)", rank);
   const Dump& d = it->second;
-  std::string line = fmt::format("rank {} ({} pid {}): dump '{}'", rank, d.host, d.pid, d.reason.substr(0, 120));
+  std::string line = fmt::format("rank {} ({} pid {}): dump '{}'", rank, d.host, d.pid, short_reason(d));
   const auto* done = last_done(d);
   const auto* pending = first_pending(d);
   line += done ? "; last completed " + name(*done) : "; nothing completed";
@@ -195,7 +204,7 @@ std::string stuck_verdict(const std::map<int, Dump>& dumps, int world_size) {
     if (d.written_us + 1000000 < gave_up_us)
       return fmt::format("rank {} never entered {}: it has not dumped since '{}' {:.0f} s before {} gave up, which "
                          "shows it {}; {}",
-                         r, name(*stuck), d.reason.substr(0, 60), double(gave_up_us - d.written_us) / 1e6,
+                         r, name(*stuck), short_reason(d), double(gave_up_us - d.written_us) / 1e6,
                          rank_list(waiting), what_it_does(d, d.written_us), how_they_gave_up(dumps));
     return fmt::format("rank {} never entered {}: it has been {}", r, name(*stuck), what_it_does(d, d.written_us));
   }

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The flight recorder and asr_ddp --diagnose with real processes and signals
+# (docs/operations.md, "My job hangs"): SIGUSR2 dumps every rank of a live run
+# that then finishes; a SIGSTOPped rank among 3 is named by the others' dumps
+# with what its last dump shows it doing; a kill -9'ed rank is named as having
+# left no dump. Ranks are started torchrun-style so each can be signalled.
+source "$(dirname "$0")/ddp_common.inc"
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# launch NP RUN_DIR [flags...]: NP ranks in the background, pids in PIDS.
+launch() {
+  local np=$1 run=$2 p r
+  shift 2
+  p=$(port)
+  PIDS=()
+  for ((r = 0; r < np; r++)); do
+    RANK=$r WORLD_SIZE=$np LOCAL_RANK=$r LOCAL_WORLD_SIZE=$np MASTER_ADDR=127.0.0.1 MASTER_PORT=$p \
+      "$BIN/asr_ddp" "${TINY[@]}" --run-dir "$run" "$@" >"$run.$r.log" 2>&1 &
+    PIDS+=($!)
+  done
+}
+
+# wait_step RUN_DIR STEP: until metrics.jsonl has that step (60 s at most).
+wait_step() {
+  for _ in $(seq 600); do grep -q "\"step\":$2," "$1/metrics.jsonl" 2>/dev/null && return 0; sleep 0.1; done
+  fail "$1 never reached step $2"
+}
+
+# wait_dumps RUN_DIR N REASON: until N rank dumps give REASON (30 s at most).
+wait_dumps() {
+  for _ in $(seq 300); do
+    [[ $(grep -l "\"reason\":\"$3" "$1"/flight/rank-*.json 2>/dev/null | wc -l) -ge $2 ]] && return 0
+    sleep 0.1
+  done
+  ls -l "$1/flight" 2>&1
+  fail "fewer than $2 dumps with reason '$3' in $1/flight"
+}
+
+# 1. SIGUSR2 on a live run: every rank dumps, the run goes on to the end.
+launch 2 "$WORK/usr2" --max-steps 8
+wait_step "$WORK/usr2" 2
+kill -USR2 "${PIDS[@]}"
+wait_dumps "$WORK/usr2" 2 SIGUSR2
+for r in 0 1; do
+  wait "${PIDS[$r]}" || { cat "$WORK/usr2.$r.log"; fail "rank $r did not finish after SIGUSR2"; }
+done
+wait_step "$WORK/usr2" 8
+python3 - "$WORK/usr2/flight/rank-00001.json" <<'PY' || fail "rank 1's SIGUSR2 dump is not as documented"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["rank"] == 1 and d["world_size"] == 2, d
+ops = {e["op"].split(" ")[0] for e in d["entries"]}
+assert {"all_reduce", "all_gather", "broadcast"} <= ops, ops
+assert any(e["note"].startswith("gradient bucket") and e["step"] >= 1 and e["utterances"] for e in d["entries"])
+PY
+
+# 2. Rank 1 of 3 stopped: it cannot dump then, so the test takes the dumps
+# an operator would take first (SIGUSR2 to every rank), then stops it.
+launch 3 "$WORK/stop" --max-steps 400 --set dist.timeout_seconds=3
+wait_step "$WORK/stop" 2
+kill -USR2 "${PIDS[@]}"
+wait_dumps "$WORK/stop" 3 SIGUSR2
+kill -STOP "${PIDS[1]}"
+for r in 0 2; do
+  wait "${PIDS[$r]}"
+  rc=$?
+  [[ $rc == 4 ]] || { cat "$WORK/stop.$r.log"; fail "rank $r exited $rc with rank 1 stopped, expected 4"; }
+done
+"$BIN/asr_ddp" --diagnose "$WORK/stop" >"$WORK/stop.diag" 2>&1 || { cat "$WORK/stop.diag"; fail "--diagnose failed"; }
+cat "$WORK/stop.diag"
+phase=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["context"]["phase"])' "$WORK/stop/flight/rank-00001.json")
+head -n 1 "$WORK/stop.diag" | grep -q "^rank 1 never entered .*#[0-9].*shows it in $phase\|^rank 1 never entered .*#[0-9].*shows it in data loading" ||
+  fail "the verdict does not name rank 1 and its phase ($phase)"
+for r in 0 2; do
+  grep -q "^  rank $r .*first pending .* timed out" "$WORK/stop.diag" || fail "rank $r's line has no timed-out collective"
+done
+# A fatal signal dumps from its handler, then ends the process as usual.
+kill -SEGV "${PIDS[1]}"
+kill -CONT "${PIDS[1]}"
+wait "${PIDS[1]}"
+rc=$?
+[[ $rc == 139 ]] || fail "rank 1 exited $rc after SIGSEGV, expected 139"
+grep -q '"reason":"fatal signal SIGSEGV"' "$WORK/stop/flight/rank-00001.json" || fail "no dump from the SIGSEGV handler"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$WORK/stop/flight/rank-00001.json" ||
+  fail "the SIGSEGV dump is not valid JSON"
+
+# 3. Rank 2 of 3 killed: no dump, and the others say its connections closed.
+launch 3 "$WORK/kill" --max-steps 400 --set dist.timeout_seconds=20
+wait_step "$WORK/kill" 2
+kill -9 "${PIDS[2]}"
+for r in 0 1; do
+  wait "${PIDS[$r]}"
+  rc=$?
+  [[ $rc == 4 ]] || { cat "$WORK/kill.$r.log"; fail "rank $r exited $rc after rank 2 was killed, expected 4"; }
+done
+"$BIN/asr_ddp" --diagnose "$WORK/kill" >"$WORK/kill.diag" 2>&1 || { cat "$WORK/kill.diag"; fail "--diagnose failed"; }
+cat "$WORK/kill.diag"
+head -n 1 "$WORK/kill.diag" | grep -q "^rank 2 never entered .*left no dump.*died" || fail "the verdict does not call rank 2 dead"
+grep -q "^  rank 2: no dump" "$WORK/kill.diag" || fail "rank 2's line does not say it left no dump"
+echo "PASS"
