@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -102,8 +103,12 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--collectives")) n = std::atoi(argv[i + 1]);
   at::set_num_threads(1);
   const double record_ns = recording_ns(200000, 2);
-  const double plain = all_reduce_seconds(n, false);
-  const double checked = all_reduce_seconds(n, true);
+  // Alternating rounds, the best of each: other load on the cores only adds.
+  double plain = 1e9, checked = 1e9;
+  for (int round = 0; round < 3; ++round) {
+    plain = std::min(plain, all_reduce_seconds(n, false));
+    checked = std::min(checked, all_reduce_seconds(n, true));
+  }
   std::printf("recording: %.0f ns per collective (2 threads recording at once)\n", record_ns);
   std::printf("1-element all_reduce, 2 Gloo ranks: %.1f us (recording is %.2f%% of it)\n", plain * 1e6,
               100 * record_ns * 1e-9 / plain);

@@ -174,16 +174,36 @@ std::string rank_line(int rank, const std::map<int, Dump>& dumps) {
   const auto* pending = first_pending(d);
   line += done ? "; last completed " + name(*done) : "; nothing completed";
   if (pending)
-    line += fmt::format("; first pending {} {} for {:.1f} s", name(*pending),
-                        pending->state == "timed_out" ? "timed out" : "waiting",
+    line += fmt::format("; first pending {} {} {:.1f} s", name(*pending),
+                        pending->state == "timed_out" ? "failed after" : "waiting for",
                         double((pending->end_us ? pending->end_us : d.written_us) - pending->start_us) / 1e6);
   else
     line += "; nothing pending";
   return line + "; now " + what_it_does(d, d.written_us);
 }
 
-// The collective the waiting ranks are stuck in, and the ranks that never
-// entered it.
+// The first rank that never entered `stuck` (or left no dump), said with
+// what its own dump shows it doing.
+std::optional<std::string> rank_behind(const std::map<int, Dump>& dumps, int world_size, const Collective& stuck,
+                                       const std::vector<int>& waiting, int64_t gave_up_us) {
+  for (int r = 0; r < world_size; ++r) {
+    auto it = dumps.find(r);
+    if (it == dumps.end())
+      return fmt::format("rank {} never entered {} that {} waited in: it left no dump; {}", r, name(stuck),
+                         rank_list(waiting), how_they_gave_up(dumps));
+    const Dump& d = it->second;
+    if (highest_seq(d) >= stuck.seq) continue;
+    if (d.written_us + 1000000 < gave_up_us)
+      return fmt::format("rank {} never entered {}: it has not dumped since '{}' {:.0f} s before {} gave up, which "
+                         "shows it {}; {}",
+                         r, name(stuck), short_reason(d), double(gave_up_us - d.written_us) / 1e6,
+                         rank_list(waiting), what_it_does(d, d.written_us), how_they_gave_up(dumps));
+    return fmt::format("rank {} never entered {}: it has been {}", r, name(stuck), what_it_does(d, d.written_us));
+  }
+  return std::nullopt;
+}
+
+// The collective the waiting ranks are stuck in, and the rank they wait for.
 std::string stuck_verdict(const std::map<int, Dump>& dumps, int world_size) {
   const Collective* stuck = nullptr;
   std::vector<int> waiting;
@@ -194,20 +214,15 @@ std::string stuck_verdict(const std::map<int, Dump>& dumps, int world_size) {
       if (p->seq == stuck->seq) waiting.push_back(r), gave_up_us = std::max(gave_up_us, d.written_us);
     }
   if (!stuck) return "no rank was waiting in a collective when it dumped (on-demand dumps of a healthy run?)";
-  for (int r = 0; r < world_size; ++r) {
-    auto it = dumps.find(r);
-    if (it == dumps.end())
-      return fmt::format("rank {} never entered {} that {} waited in: it left no dump; {}", r, name(*stuck),
-                         rank_list(waiting), how_they_gave_up(dumps));
-    const Dump& d = it->second;
-    if (highest_seq(d) >= stuck->seq) continue;
+  if (auto behind = rank_behind(dumps, world_size, *stuck, waiting, gave_up_us)) return *behind;
+  // Every rank entered it; one whose last dump is older than the others'
+  // failures (an earlier SIGUSR2) stopped answering inside it.
+  for (const auto& [r, d] : dumps)
     if (d.written_us + 1000000 < gave_up_us)
-      return fmt::format("rank {} never entered {}: it has not dumped since '{}' {:.0f} s before {} gave up, which "
-                         "shows it {}; {}",
+      return fmt::format("rank {} stopped answering in {}: its last dump ('{}', {:.0f} s before {} gave up) shows it "
+                         "already waiting in it, {}; {}",
                          r, name(*stuck), short_reason(d), double(gave_up_us - d.written_us) / 1e6,
                          rank_list(waiting), what_it_does(d, d.written_us), how_they_gave_up(dumps));
-    return fmt::format("rank {} never entered {}: it has been {}", r, name(*stuck), what_it_does(d, d.written_us));
-  }
   return fmt::format("{} waited in {}; every rank reached it (a slow collective, or one rank's network)",
                      rank_list(waiting), name(*stuck));
 }

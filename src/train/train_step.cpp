@@ -193,7 +193,10 @@ void TrainStep::join_remaining_collectives(size_t micro_batches_done, size_t mic
 StepRecord TrainStep::update(int64_t step, double lr, const Local& local, const at::Tensor& counts) {
   torch::NoGradGuard no_grad;
   distributed::flight_set_phase(distributed::FlightPhase::optimizer);
-  model_->reduce_step_statistics();
+  {
+    distributed::FlightNote note("codebook statistics");
+    model_->reduce_step_statistics();
+  }
   const int world = p_.comm.world_size();
   const auto f64 = torch::TensorOptions().dtype(torch::kDouble);
   // One all-reduce decides the step on every rank: out of memory, non-finite
