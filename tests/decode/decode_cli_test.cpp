@@ -227,10 +227,9 @@ TEST_F(DecodeCli, RefsScoringAndReport) {
   EXPECT_NE(report.find("Scores: (#C #S #D #I)"), std::string::npos);
 }
 
-// --data --split: the same CER as the trainer's evaluation of the same
-// checkpoint, and the same as summing the per-utterance counts it prints.
-TEST_F(DecodeCli, DataSplitScoringMatchesTrainingEvaluation) {
-  TempDir t;
+// DIR/data: 24 tone clips preprocessed (val 6, test 2, two shards per
+// split); DIR/data.ckpt: an untrained checkpoint with that data's tokenizer.
+void make_data_and_checkpoint(const TempDir& t) {
   asr::test::write_corpus(t / "in", 24);
   asr::PreprocessOptions po;
   po.input = (t / "in").string();
@@ -241,8 +240,15 @@ TEST_F(DecodeCli, DataSplitScoringMatchesTrainingEvaluation) {
   po.shards = 2;
   po.threads = 1;
   asr::run_preprocess(po);
-  auto val = asr::Dataset::open(po.output, "val");
-  asr::test::write_test_checkpoint(t / "data.ckpt", 3, "configs/tiny.toml", asr::read_file(val.tokenizer_path()));
+  asr::test::write_test_checkpoint(t / "data.ckpt", 3, "configs/tiny.toml", asr::read_file(t / "data" / "tokenizer.model"));
+}
+
+// --data --split: the same CER as the trainer's evaluation of the same
+// checkpoint, and the same as summing the per-utterance counts it prints.
+TEST_F(DecodeCli, DataSplitScoringMatchesTrainingEvaluation) {
+  TempDir t;
+  make_data_and_checkpoint(t);
+  auto val = asr::Dataset::open((t / "data").string(), "val");
 
   auto r = decode("--format jsonl --checkpoint " + q(t / "data.ckpt") + " --data " + q(t / "data") + " --split val", t);
   ASSERT_EQ(r.status, 0) << r.err;
@@ -275,18 +281,7 @@ TEST_F(DecodeCli, DataSplitScoringMatchesTrainingEvaluation) {
 // and a message naming the file and the fix, before anything is decoded.
 TEST_F(DecodeCli, DamagedDatasetsAreDataErrors) {
   TempDir t;
-  asr::test::write_corpus(t / "in", 16);
-  asr::PreprocessOptions po;
-  po.input = (t / "in").string();
-  po.output = (t / "data").string();
-  po.val = 4;
-  po.test = 2;
-  po.vocab_size = 40;
-  po.shards = 2;
-  po.threads = 1;
-  asr::run_preprocess(po);
-  asr::test::write_test_checkpoint(t / "data.ckpt", 3, "configs/tiny.toml",
-                                   asr::read_file(t / "data" / "tokenizer.model"));
+  make_data_and_checkpoint(t);
   const std::string val = "val-00000-of-00002.h5";
   struct Damage {
     std::string name, needle;
