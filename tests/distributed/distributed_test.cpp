@@ -16,6 +16,7 @@
 #include "../../src/distributed/watchdog.h"
 #include "asr/distributed/bootstrap.h"
 #include "asr/distributed/communicator.h"
+#include "asr/distributed/flight_recorder.h"
 #include "asr/distributed/grad_sync.h"
 #include "asr/distributed/signals.h"
 #include "asr/distributed/world.h"
@@ -627,6 +628,38 @@ TEST(Rendezvous, TorchrunAgentStoreServesEveryRank) {
   const auto errors = join_partial_world(2, 2, 20.0, base);
   EXPECT_EQ(errors, (std::vector<std::string>{"", ""}));
   EXPECT_TRUE(agent->check({"/worker/attempt_0/asr/joined/1"}));
+}
+
+TEST(Gloo, CheckCollectivesNamesBothRanksAndFingerprints) {
+  run_ranks(2, 20, [](Communicator& comm) {
+    comm.check_collectives(true);
+    std::vector<at::Tensor> agreed{at::ones({3})};
+    {
+      FlightNote note("agreed sum");
+      comm.all_reduce_sum(agreed);  // the same on both ranks: the check lets it through
+    }
+    EXPECT_EQ(agreed[0][0].item<float>(), 2.0f);
+    const std::string ring = flight_dump_json("test");
+    EXPECT_NE(ring.find(R"("op":"all_reduce","note":"agreed sum","dtype":"float32","numel":3)"), std::string::npos);
+    try {
+      if (comm.rank() == 0) {
+        std::vector<at::Tensor> t{at::ones({6}, at::kDouble)};
+        comm.all_reduce_sum(t);
+      } else {
+        comm.all_gather(at::ones({7}, at::kDouble));
+      }
+      ADD_FAILURE() << "rank " << comm.rank() << ": no mismatch reported";
+    } catch (const CollectiveError& e) {
+      const std::string what = e.what();
+      const int other = 1 - comm.rank();
+      const char* mine = comm.rank() == 0 ? "all_reduce #" : "all_gather #";
+      const char* theirs = comm.rank() == 0 ? "all_gather #" : "all_reduce #";
+      EXPECT_NE(what.find(fmt::format("rank {} is about to run {}", comm.rank(), mine)), std::string::npos) << what;
+      EXPECT_NE(what.find(fmt::format("but rank {} runs {}", other, theirs)), std::string::npos) << what;
+      EXPECT_NE(what.find("float64[6]"), std::string::npos) << what;
+      EXPECT_NE(what.find("float64[7]"), std::string::npos) << what;
+    }
+  });
 }
 
 TEST(WatchdogDeathTest, StuckOperationEndsTheProcess) {
