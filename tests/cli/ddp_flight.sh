@@ -2,7 +2,8 @@
 # The flight recorder and asr_ddp --diagnose with real processes and signals
 # (docs/operations.md, "My job hangs"): SIGUSR2 dumps every rank of a live run
 # that then finishes; a SIGSTOPped rank among 3 is named by the others' dumps
-# with what its last dump shows it doing; a kill -9'ed rank is named as having
+# with what its last dump shows it doing; a live rank stuck in its forward is
+# named with its phase and utterances; a kill -9'ed rank is named as having
 # left no dump; SIGSEGV dumps from the signal handler. Ranks are started torchrun-style so each can be signalled.
 source "$(dirname "$0")/ddp_common.inc"
 
@@ -80,7 +81,23 @@ for r in 0 2; do
 done
 kill -9 "${PIDS[1]}"
 
-# 3. Rank 2 of 3 killed: no dump, and the others say its connections closed.
+# 3. Rank 1 of 2 alive but stuck (a forward that takes 60 s from step 3):
+# rank 0 times out and dumps; SIGUSR2 then dumps rank 1 where it is stuck.
+export ASR_FAULT_SLOW=3:1:60000
+launch 2 "$WORK/slow" --max-steps 400 --set dist.timeout_seconds=3
+unset ASR_FAULT_SLOW
+wait "${PIDS[0]}"
+rc=$?
+[[ $rc == 4 ]] || { cat "$WORK/slow.0.log"; fail "rank 0 exited $rc with rank 1 stuck, expected 4"; }
+kill -USR2 "${PIDS[1]}"
+wait_dumps "$WORK/slow" 1 SIGUSR2
+"$BIN/asr_ddp" --diagnose "$WORK/slow" >"$WORK/slow.diag" 2>&1 || { cat "$WORK/slow.diag"; fail "--diagnose failed"; }
+kill -9 "${PIDS[1]}"
+cat "$WORK/slow.diag"
+head -n 1 "$WORK/slow.diag" | grep -Eq "^rank 1 never entered all_reduce #[0-9]+ \(gradient bucket 0, step 3\): it has been in forward for [0-9]+ s \(step 3, micro-batch 0\), on SYN" ||
+  fail "the verdict does not say rank 1 is stuck in step 3's forward"
+
+# 4. Rank 2 of 3 killed: no dump, and the others say its connections closed.
 launch 3 "$WORK/kill" --max-steps 400 --set dist.timeout_seconds=20
 wait_step "$WORK/kill" 2
 kill -9 "${PIDS[2]}"
@@ -93,7 +110,7 @@ done
 cat "$WORK/kill.diag"
 head -n 1 "$WORK/kill.diag" | grep -q "^rank 2 never entered .*left no dump.*died" || fail "the verdict does not call rank 2 dead"
 grep -q "^  rank 2: no dump" "$WORK/kill.diag" || fail "rank 2's line does not say it left no dump"
-# 4. A fatal signal dumps from its handler, then ends the process as usual.
+# 5. A fatal signal dumps from its handler, then ends the process as usual.
 launch 2 "$WORK/segv" --max-steps 400
 wait_step "$WORK/segv" 2
 kill -SEGV "${PIDS[1]}"
