@@ -44,7 +44,7 @@ struct Cli {
   std::string lm_text;
   std::string device = "cpu";
   int lm_order = 6;
-  bool verify = true;  // CRC-32C of the dataset's shards and tokenizer against its manifest
+  bool no_verify = false;  // skip the CRC-32C of the dataset's shards and tokenizer against its manifest
   asr::DecodeOptions decode;
   std::map<std::string, bool> given;  // flag -> given on the command line (defaults that would be ignored are errors)
 };
@@ -93,7 +93,7 @@ std::optional<Cli> parse_cli(int argc, char** argv, int* exit_code) {
   path("--list", c.list, "file with one audio path per line ('#' comments and blank lines skipped)");
   path("--data", c.data, "preprocessed dataset directory (asr_preprocess output); decodes --split and scores it");
   app.add_option("--split", c.split, "split of --data to decode")->check(CLI::IsMember({"train", "val", "test"}));
-  app.add_flag("!--no-verify", c.verify,
+  app.add_flag("--no-verify", c.no_verify,
                "with --data: skip the CRC-32C check of the shards and tokenizer against manifest.json "
                "(docs/data-format.md)");
   path("--refs", c.refs, "references to score against: id<TAB>text per line (id = file name without extension)");
@@ -323,7 +323,7 @@ struct Work {
 Work gather_work(const Cli& c, int rate, const std::vector<std::string>& paths) {
   Work w;
   if (!c.data.empty()) {
-    w.dataset = std::make_unique<asr::Dataset>(asr::Dataset::open(c.data, c.split, c.verify));
+    w.dataset = std::make_unique<asr::Dataset>(asr::Dataset::open(c.data, c.split, !c.no_verify));
     w.inputs = dataset_inputs(*w.dataset, rate, &w.dataset_refs);
   } else {
     w.inputs = file_inputs(paths, rate);

@@ -22,14 +22,15 @@ class Dataset {
   // Opens `dir`'s manifest.json and the shards of `split` (train, val, test),
   // and checks the directory against its manifest (docs/data-format.md,
   // "Verification"). Throws asr::DataError naming the file and the fix
-  // (re-run asr_preprocess) for: a missing, foreign or other-version
-  // manifest (a missing one is asr::Error: a wrong path); an unknown split;
-  // a listed shard or tokenizer that is missing or not a regular file; an
+  // (re-run asr_preprocess) for: a foreign or other-version manifest; a
+  // listed shard or tokenizer that is missing or not a regular file; an
   // *.h5 file the manifest does not list; a corrupt shard; utterance,
   // sample or second counts or a vocabulary size that differ from the
   // manifest's; token ids outside the tokenizer's vocabulary; and, with
   // verify_checksums, a shard of the split or the tokenizer whose CRC-32C
   // differs from the manifest's (the only check that reads whole files).
+  // A missing manifest and an unknown split are asr::Error (usage: a wrong
+  // path or split name).
   static Dataset open(const std::string& dir, const std::string& split, bool verify_checksums = true,
                       size_t cache_bytes = kDefaultCacheBytes);
 
