@@ -231,11 +231,12 @@ class C10dCommunicator : public Communicator {
   uint32_t issue(const char* op, const at::Tensor& payload) {
     const FlightCollective c{group_.c_str(), ++seq_, op, flight_dtype_name(payload),
                              payload.defined() ? payload.numel() : 0};
-    if (check_) check_agreement(c, payload);
-    return flight_issue(c);
+    const uint32_t slot = flight_issue(c);  // first, so a mismatch is in the dump
+    if (check_) check_agreement(c, payload, slot);
+    return slot;
   }
 
-  void check_agreement(const FlightCollective& c, const at::Tensor& payload) {
+  void check_agreement(const FlightCollective& c, const at::Tensor& payload, uint32_t slot) {
     const std::string what = std::string("fingerprint check before ") + c.op;
     std::vector<at::Tensor> mine{collective_fingerprint(c, payload).to(device_)};
     std::vector<std::vector<at::Tensor>> all(1);
@@ -247,11 +248,13 @@ class C10dCommunicator : public Communicator {
       opts.timeout = spec_.timeout;
       work = pg_->allgather(all, mine, opts);
     } catch (const std::exception& e) {
-      fail(what, e.what());
+      fail(what, e.what(), slot);
     }
-    wait_work(work, what, start);
-    if (const std::string mismatch = fingerprint_mismatch(rank(), all[0]); !mismatch.empty())
-      give_up(what, fmt::format("rank {}: dist.check_collectives: the ranks are out of step ({} group): {} -- they took "
+    wait_work(work, what, start, slot);
+    const std::string mismatch = fingerprint_mismatch(rank(), all[0]);
+    if (mismatch.empty()) return;
+    flight_complete(slot, FlightState::timed_out);
+    give_up(what, fmt::format("rank {}: dist.check_collectives: the ranks are out of step ({} group): {} -- they took "
                           "different code paths (a rank skipped or added a collective); without the check this "
                           "would hang or sum unrelated buffers",
                           rank(), group_, mismatch));

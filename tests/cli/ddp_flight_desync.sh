@@ -51,4 +51,8 @@ grep -Eq "rank 0 is about to run all_reduce #([0-9]+) float64\[[0-9]+\] \(1 dims
   "$WORK/check.0.log" || { cat "$WORK/check.0.log"; fail "rank 0's error does not name both fingerprints"; }
 grep -q "rank 1 is about to run all_gather #[0-9]* float64\[[0-9]*\] (1 dims) but rank 0 runs all_reduce" "$WORK/check.1.log" ||
   { cat "$WORK/check.1.log"; fail "rank 1's error does not name both fingerprints"; }
+# The dumps hold the mismatched collective too, so --diagnose names it.
+"$BIN/asr_ddp" --diagnose "$WORK/check" >"$WORK/check.diag" 2>&1 || { cat "$WORK/check.diag"; fail "--diagnose failed"; }
+head -n 1 "$WORK/check.diag" | grep -Eq "^collective #[0-9]+ differs: rank 1 ran all_gather" ||
+  { cat "$WORK/check.diag"; fail "--diagnose does not name the mismatch the check stopped at"; }
 echo "PASS"
