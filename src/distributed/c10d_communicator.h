@@ -47,6 +47,7 @@ struct GroupSpec {
   std::chrono::milliseconds connect_timeout{300000};  // the rendezvous
   std::chrono::milliseconds watchdog_margin{30000};
   std::string where;  // the rendezvous, for messages: "at HOST:PORT"
+  std::string peers;  // the other ranks' addresses, for messages: "rank 1 at 10.0.0.2" (small Gloo worlds)
   std::shared_ptr<Session> session;
 };
 
@@ -212,8 +213,9 @@ class C10dCommunicator : public Communicator {
     if (slot != kNoSlot) flight_complete(slot, FlightState::timed_out);
     const std::string message = fmt::format(
         "rank {}: collective '{}' ({}, {} ranks, timeout {:.1f} s) failed: {} -- a peer rank has probably died "
-        "or hung; see the other ranks' logs",
-        rank(), op, name_, world_size(), spec_.timeout.count() / 1000.0, why);
+        "or hung{}; see the other ranks' logs",
+        rank(), op, name_, world_size(), spec_.timeout.count() / 1000.0, why,
+        spec_.peers.empty() ? "" : ", or the network to it is down (" + spec_.peers + ")");
     give_up(op, message);
   }
 

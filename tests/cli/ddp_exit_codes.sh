@@ -5,7 +5,6 @@
 # torchrun-style (RANK/WORLD_SIZE/MASTER_*) so each one's own status is seen.
 source "$(dirname "$0")/ddp_common.inc"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # expect STATUS LOG COMMAND...: runs COMMAND, checks its exit status.
 expect() {

@@ -7,7 +7,6 @@
 # left no dump; SIGSEGV dumps from the signal handler. Ranks are started torchrun-style so each can be signalled.
 source "$(dirname "$0")/ddp_common.inc"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # launch NP RUN_DIR [flags...]: NP ranks in the background, pids in PIDS.
 launch() {

@@ -6,7 +6,6 @@
 # collective, naming both ranks' fingerprints (docs/operations.md).
 source "$(dirname "$0")/ddp_common.inc"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # run2 RUN_DIR [flags...]: 2 ranks torchrun-style, rank 1 skipping; statuses in RCS.
 run2() {
