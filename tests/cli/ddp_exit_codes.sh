@@ -36,19 +36,6 @@ BROKEN[3]="$WORK/broken"  # TINY is --config FILE --data DIR ...
 expect 3 "$WORK/data.log" "$BIN/asr_ddp" "${BROKEN[@]}" --run-dir "$WORK/d"
 grep -q "is missing" "$WORK/data.log" || { cat "$WORK/data.log"; fail "the missing shard is not named"; }
 
-# launch NP RUN_DIR [flags...]: NP ranks in the background, pids in PIDS.
-launch() {
-  local np=$1 run=$2 p
-  shift 2
-  p=$(port)
-  PIDS=()
-  for ((r = 0; r < np; r++)); do
-    RANK=$r WORLD_SIZE=$np LOCAL_RANK=$r LOCAL_WORLD_SIZE=$np MASTER_ADDR=127.0.0.1 MASTER_PORT=$p \
-      "$BIN/asr_ddp" "${TINY[@]}" --run-dir "$run" "$@" >"$run.$r.log" 2>&1 &
-    PIDS+=($!)
-  done
-}
-
 # 4: rank 1 is killed; rank 0 notices within the collective timeout.
 launch 2 "$WORK/kill" --max-steps 400 --set dist.timeout_seconds=10
 for _ in $(seq 600); do grep -q '"step":2,' "$WORK/kill/metrics.jsonl" 2>/dev/null && break; sleep 0.1; done

@@ -8,19 +8,6 @@
 source "$(dirname "$0")/ddp_common.inc"
 
 
-# launch NP RUN_DIR [flags...]: NP ranks in the background, pids in PIDS.
-launch() {
-  local np=$1 run=$2 p r
-  shift 2
-  p=$(port)
-  PIDS=()
-  for ((r = 0; r < np; r++)); do
-    RANK=$r WORLD_SIZE=$np LOCAL_RANK=$r LOCAL_WORLD_SIZE=$np MASTER_ADDR=127.0.0.1 MASTER_PORT=$p \
-      "$BIN/asr_ddp" "${TINY[@]}" --run-dir "$run" "$@" >"$run.$r.log" 2>&1 &
-    PIDS+=($!)
-  done
-}
-
 # wait_step RUN_DIR STEP: until metrics.jsonl has that step (60 s at most).
 wait_step() {
   for _ in $(seq 600); do grep -q "\"step\":$2," "$1/metrics.jsonl" 2>/dev/null && return 0; sleep 0.1; done
