@@ -101,97 +101,127 @@ int64_t count_unalignable(const Dataset& data, const model::Frontend& frontend, 
   return n;
 }
 
-}  // namespace
+// What the plan reads, fixed once.
+struct PlanInputs {
+  TrainConfig cfg;
+  int world;
+  const Dataset& data;
+  std::shared_ptr<model::Frontend> frontend;
+  bool gpu, bf16;
+  int accumulate;
+};
 
-RunPlan plan_run(const TrainConfig& input, int world) {
-  TrainConfig cfg = input;
-  if (world < 1) throw Error("--world-size must be at least 1 (got " + std::to_string(world) + ")");
-  if (cfg.data.dir.empty()) throw Error("--plan needs the dataset: set data.dir or pass --data DIR");
-  const Dataset data = Dataset::open(cfg.data.dir, cfg.data.train_split);
-  cfg.model.sample_rate = data.sample_rate();
-  cfg.model.vocab_size = data.vocab_size();
-  const auto frontend = model::make_frontend(cfg.model);
-  const bool gpu = cfg.train.device != "cpu";
-  const bool bf16 = cfg.train.precision == "bf16" || (cfg.train.precision == "auto" && gpu);
+// Facts of the split alone (no batching).
+struct SplitFacts {
+  double hours = 0, longest = 0, budget = 0;
+  int64_t over_budget = 0, unalignable = 0;
+  std::vector<double> tokens_per_s;
+};
 
-  RunPlan plan;
-  std::vector<int64_t> lengths(data.size());
-  double hours = 0, longest = 0;
-  for (size_t i = 0; i < data.size(); ++i) {
-    lengths[i] = data.num_samples(i);
-    hours += data.duration(i) / 3600;
-    longest = std::max(longest, data.duration(i));
+SplitFacts split_facts(const PlanInputs& in) {
+  SplitFacts f;
+  f.budget = in.cfg.train.batch_seconds / in.world;
+  for (size_t i = 0; i < in.data.size(); ++i) {
+    f.hours += in.data.duration(i) / 3600;
+    f.longest = std::max(f.longest, in.data.duration(i));
+    f.over_budget += in.data.duration(i) > f.budget ? 1 : 0;
   }
-  std::vector<std::vector<int64_t>> batches;
-  if (static_cast<size_t>(world) > data.size())
-    plan.problems.push_back(fmt::format("{} ranks but only {} training utterances: every rank needs one utterance of "
-                                        "every batch; use fewer ranks or more data",
-                                        world, data.size()));
-  else
-    batches = BatchSampler(lengths, data.sample_rate(), batch_sampler_options(cfg, world)).epoch_batches(0);
-  const int accumulate = std::max(1, cfg.optim.accumulate);
-  const size_t steps = batches.size() / static_cast<size_t>(accumulate);
+  f.unalignable = count_unalignable(in.data, *in.frontend, &f.tokens_per_s);
+  return f;
+}
 
+// Every rank's share of every step of epoch 0.
+Tally tally_epoch(const PlanInputs& in, const std::vector<std::vector<int64_t>>& batches, size_t steps) {
   Tally tally;
   for (size_t s = 0; s < steps; ++s)
-    for (int r = 0; r < world; ++r) {
+    for (int r = 0; r < in.world; ++r) {
       double audio = 0, utterances = 0;
-      for (int a = 0; a < accumulate; ++a) {
-        const auto share = BatchSampler::shard_for_rank(batches[s * accumulate + a], r, world);
-        add_share(tally, data, share, cfg.model, *frontend, bf16);
-        for (int64_t i : share) audio += data.duration(static_cast<size_t>(i));
+      for (int a = 0; a < in.accumulate; ++a) {
+        const auto share = BatchSampler::shard_for_rank(batches[s * in.accumulate + a], r, in.world);
+        add_share(tally, in.data, share, in.cfg.model, *in.frontend, in.bf16);
+        for (int64_t i : share) audio += in.data.duration(static_cast<size_t>(i));
         utterances += static_cast<double>(share.size());
       }
       tally.audio.push_back(audio);
       tally.utterances.push_back(utterances);
     }
+  return tally;
+}
 
-  std::vector<double> tokens_per_s;
-  const int64_t unalignable = count_unalignable(data, *frontend, &tokens_per_s);
-  const double frames_per_s = static_cast<double>(frontend->output_length(data.sample_rate()));
-  const double budget = cfg.train.batch_seconds / world;
-  int64_t over_budget = 0;
-  for (size_t i = 0; i < data.size(); ++i) over_budget += data.duration(i) > budget ? 1 : 0;
-  const double peak = tally.activation.empty() ? 0 : *std::max_element(tally.activation.begin(), tally.activation.end());
-  const model::AsrModel model(cfg.model);
-  const double params = static_cast<double>(model::count_parameters(*model));
-
-  std::string& out = plan.report;
-  out += fmt::format("plan: {} ranks, dataset {} (split {}: {} utterances, {:.2f} h)\n", world, cfg.data.dir,
-                     cfg.data.train_split, data.size(), hours);
+std::string describe_plan(const PlanInputs& in, const SplitFacts& f, const Tally& t, size_t steps, size_t batches) {
+  const auto& cfg = in.cfg;
+  const double peak = t.activation.empty() ? 0 : *std::max_element(t.activation.begin(), t.activation.end());
+  const double params = static_cast<double>(model::count_parameters(*model::AsrModel(cfg.model)));
+  std::string out = fmt::format("plan: {} ranks, dataset {} (split {}: {} utterances, {:.2f} h)\n", in.world,
+                                cfg.data.dir, cfg.data.train_split, in.data.size(), f.hours);
   out += fmt::format("  steps per epoch: {} ({} global batches, {} micro-batch(es) per step), the same on every rank\n",
-                     steps, batches.size(), accumulate);
+                     steps, batches, in.accumulate);
   out += fmt::format("  per rank per step: audio {} s, utterances {} (min / median / max)\n",
-                     spread(tally.audio, "{:.1f}"), spread(tally.utterances, "{:.0f}"));
+                     spread(t.audio, "{:.1f}"), spread(t.utterances, "{:.0f}"));
   out += fmt::format("  padding: {:.1f}% of the samples fed are padding\n",
-                     tally.fed > 0 ? 100 * (1 - tally.real / tally.fed) : 0.0);
+                     t.fed > 0 ? 100 * (1 - t.real / t.fed) : 0.0);
   out += fmt::format("  longest utterance: {:.1f} s; per-rank budget {:.1f} s (train.batch_seconds {} / {} ranks)\n",
-                     longest, budget, cfg.train.batch_seconds, world);
+                     f.longest, f.budget, cfg.train.batch_seconds, in.world);
   out += fmt::format("  CTC: {:.1f} encoder frames per second of audio; tokens per second {} (min / median / max); "
                      "{} utterance(s) have too few frames for their tokens and will be skipped\n",
-                     frames_per_s, spread(tokens_per_s, "{:.1f}"), unalignable);
+                     static_cast<double>(in.frontend->output_length(in.data.sample_rate())),
+                     spread(f.tokens_per_s, "{:.1f}"), f.unalignable);
   out += fmt::format("  memory per rank (estimate, {} {}): activations of the largest micro-batch {:.2f} GiB; "
                      "{:.1f} M parameters with gradients and AdamW state {:.2f} GiB\n",
-                     gpu ? "GPU" : "CPU", bf16 ? "bf16" : "fp32", peak / (1 << 30), params / 1e6,
+                     in.gpu ? "GPU" : "CPU", in.bf16 ? "bf16" : "fp32", peak / (1 << 30), params / 1e6,
                      params * 16 / (1 << 30));
-
-  if (steps == 0 && !batches.empty())
-    plan.problems.push_back(fmt::format("the training split gives {} global batch(es), fewer than optim.accumulate "
-                                        "({}): no step can run; lower train.batch_seconds or optim.accumulate",
-                                        batches.size(), accumulate));
-  if (tally.empty_shares > 0)
-    plan.problems.push_back(fmt::format("{} of {} per-rank micro-batches are empty (global batches with fewer "
-                                        "utterances than ranks); raise train.min_batch_utterances or use fewer ranks",
-                                        tally.empty_shares, tally.shares));
-  if (over_budget > 0)
-    plan.problems.push_back(fmt::format("{} clip(s) are longer than the per-rank budget of {:.1f} s (the longest "
-                                        "{:.1f} s); raise train.batch_seconds, use fewer ranks, or drop them with "
-                                        "asr_preprocess --max-duration",
-                                        over_budget, budget, longest));
-  if (world > cfg.train.min_batch_utterances)
+  if (in.world > cfg.train.min_batch_utterances)
     out += fmt::format("  note: {} ranks > train.min_batch_utterances ({}): global batches differ from a smaller "
                        "world's, so losses will not match a run on fewer ranks\n",
-                       world, cfg.train.min_batch_utterances);
+                       in.world, cfg.train.min_batch_utterances);
+  return out;
+}
+
+void add_problems(const PlanInputs& in, const SplitFacts& f, const Tally& t, size_t steps, size_t batches,
+                  std::vector<std::string>& problems) {
+  if (steps == 0 && batches > 0)
+    problems.push_back(fmt::format("the training split gives {} global batch(es), fewer than optim.accumulate ({}): "
+                                   "no step can run; lower train.batch_seconds or optim.accumulate",
+                                   batches, in.accumulate));
+  if (t.empty_shares > 0)
+    problems.push_back(fmt::format("{} of {} per-rank micro-batches are empty (global batches with fewer utterances "
+                                   "than ranks); raise train.min_batch_utterances or use fewer ranks",
+                                   t.empty_shares, t.shares));
+  if (f.over_budget > 0)
+    problems.push_back(fmt::format("{} clip(s) are longer than the per-rank budget of {:.1f} s (the longest {:.1f} s); "
+                                   "raise train.batch_seconds, use fewer ranks, or drop them with asr_preprocess "
+                                   "--max-duration",
+                                   f.over_budget, f.budget, f.longest));
+}
+
+}  // namespace
+
+RunPlan plan_run(const TrainConfig& config, int world) {
+  if (world < 1) throw Error("--world-size must be at least 1 (got " + std::to_string(world) + ")");
+  if (config.data.dir.empty()) throw Error("--plan needs the dataset: set data.dir or pass --data DIR");
+  const Dataset data = Dataset::open(config.data.dir, config.data.train_split);
+  PlanInputs in{config, world, data, nullptr, config.train.device != "cpu", false, std::max(1, config.optim.accumulate)};
+  in.cfg.model.sample_rate = data.sample_rate();
+  in.cfg.model.vocab_size = data.vocab_size();
+  in.frontend = model::make_frontend(in.cfg.model);
+  in.bf16 = config.train.precision == "bf16" || (config.train.precision == "auto" && in.gpu);
+
+  RunPlan plan;
+  std::vector<std::vector<int64_t>> batches;
+  if (static_cast<size_t>(world) > data.size()) {
+    plan.problems.push_back(fmt::format("{} ranks but only {} training utterances: every rank needs one utterance of "
+                                        "every batch; use fewer ranks or more data",
+                                        world, data.size()));
+  } else {
+    std::vector<int64_t> lengths(data.size());
+    for (size_t i = 0; i < data.size(); ++i) lengths[i] = data.num_samples(i);
+    batches = BatchSampler(lengths, data.sample_rate(), batch_sampler_options(in.cfg, world)).epoch_batches(0);
+  }
+  const size_t steps = batches.size() / static_cast<size_t>(in.accumulate);
+  const SplitFacts facts = split_facts(in);
+  const Tally tally = tally_epoch(in, batches, steps);
+  plan.report = describe_plan(in, facts, tally, steps, batches.size());
+  add_problems(in, facts, tally, steps, batches.size(), plan.problems);
   return plan;
 }
 
