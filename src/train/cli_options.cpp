@@ -31,6 +31,35 @@ std::vector<std::string> TrainCliOptions::override_origins() const {
   return out;
 }
 
+namespace {
+
+// The flags that stop before any training: --plan --world-size N, --diagnose RUN_DIR.
+struct ToolFlags {
+  bool plan = false;
+  int world = 0;
+  std::string diagnose;
+  CLI::Option* world_opt = nullptr;
+  CLI::Option* diagnose_opt = nullptr;
+
+  void add_to(CLI::App& app) {
+    app.add_flag("--plan", plan,
+                 "print what the run would do on --world-size ranks (steps, per-rank batches, padding, CTC "
+                 "feasibility, memory estimate) and every problem found, then exit; one process, no training");
+    world_opt = app.add_option("--world-size", world, "ranks to plan for (with --plan)")->check(CLI::Range(1, 1 << 20));
+    diagnose_opt = app.add_option("--diagnose", diagnose,
+                                  "read RUN_DIR/flight/rank-*.json (the flight recorder's dumps) and print which rank "
+                                  "the others waited for and what it was doing, then exit; no config needed");
+  }
+
+  void apply_to(TrainCliOptions& o) const {
+    if (plan && !*world_opt) throw Error("--plan needs --world-size N, the number of ranks to plan for");
+    if (!plan && *world_opt) throw Error("--world-size is only for --plan (a launched run takes it from its launcher)");
+    if (plan) o.plan_world_size = world;
+  }
+};
+
+}  // namespace
+
 std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   TrainCliOptions o;
   CLI::App app{
@@ -57,17 +86,8 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   app.add_option("--set", o.overrides, "override a config key: section.key=value (TOML value), repeatable");
   app.add_flag("--config-reference", o.config_reference,
                "print every config key with its type, default and meaning (docs/config.md) and exit");
-  bool plan = false;
-  int plan_world = 0;
-  app.add_flag("--plan", plan,
-               "print what the run would do on --world-size ranks (steps, per-rank batches, padding, CTC feasibility, "
-               "memory estimate) and every problem found, then exit; one process, no training");
-  auto* world_opt = app.add_option("--world-size", plan_world, "ranks to plan for (with --plan)")
-                        ->check(CLI::Range(1, 1 << 20));
-  std::string diagnose;
-  auto* diagnose_opt = app.add_option("--diagnose", diagnose,
-                                      "read RUN_DIR/flight/rank-*.json (the flight recorder's dumps) and print which "
-                                      "rank the others waited for and what it was doing, then exit; no config needed");
+  ToolFlags tools;
+  tools.add_to(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -76,8 +96,8 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     throw Error(std::string(e.what()) + " (run asr_ddp --help for usage)");
   }
-  if (*diagnose_opt) {
-    o.diagnose_run_dir = diagnose;
+  if (*tools.diagnose_opt) {
+    o.diagnose_run_dir = tools.diagnose;
     return o;
   }
   if (!*config_opt && !o.config_reference) throw Error("--config is required (run asr_ddp --help for usage)");
@@ -87,9 +107,7 @@ std::optional<TrainCliOptions> parse_train_cli(int argc, char** argv) {
   if (*every_opt) o.checkpoint_every = ckpt_every;
   if (*resume_opt) o.resume = resume;
   if (*seed_opt) o.seed = seed;
-  if (plan && !*world_opt) throw Error("--plan needs --world-size N, the number of ranks to plan for");
-  if (!plan && *world_opt) throw Error("--world-size is only for --plan (a launched run takes it from its launcher)");
-  if (plan) o.plan_world_size = plan_world;
+  tools.apply_to(o);
   if (o.eval_only && !o.resume) o.resume = "auto";
   return o;
 }
