@@ -49,11 +49,7 @@ wait_step "$WORK/stop" 2
 kill -USR2 "${PIDS[@]}"
 wait_dumps "$WORK/stop" 3 SIGUSR2
 kill -STOP "${PIDS[1]}"
-for r in 0 2; do
-  wait "${PIDS[$r]}"
-  rc=$?
-  [[ $rc == 4 ]] || { cat "$WORK/stop.$r.log"; fail "rank $r exited $rc with rank 1 stopped, expected 4"; }
-done
+expect_ranks_exit 4 "$WORK/stop" "with rank 1 stopped" 0 2
 "$BIN/asr_ddp" --diagnose "$WORK/stop" >"$WORK/stop.diag" 2>&1 || { cat "$WORK/stop.diag"; fail "--diagnose failed"; }
 cat "$WORK/stop.diag"
 phase=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["context"]["phase"])' "$WORK/stop/flight/rank-00001.json")
@@ -87,11 +83,7 @@ head -n 1 "$WORK/slow.diag" | grep -Eq "^rank 1 never entered all_reduce #[0-9]+
 launch 3 "$WORK/kill" --max-steps 400 --set dist.timeout_seconds=20
 wait_step "$WORK/kill" 2
 kill -9 "${PIDS[2]}"
-for r in 0 1; do
-  wait "${PIDS[$r]}"
-  rc=$?
-  [[ $rc == 4 ]] || { cat "$WORK/kill.$r.log"; fail "rank $r exited $rc after rank 2 was killed, expected 4"; }
-done
+expect_ranks_exit 4 "$WORK/kill" "after rank 2 was killed" 0 1
 "$BIN/asr_ddp" --diagnose "$WORK/kill" >"$WORK/kill.diag" 2>&1 || { cat "$WORK/kill.diag"; fail "--diagnose failed"; }
 cat "$WORK/kill.diag"
 head -n 1 "$WORK/kill.diag" | grep -q "^rank 2 never entered .*left no dump.*died" || fail "the verdict does not call rank 2 dead"
