@@ -24,8 +24,34 @@ at::Tensor sinusoidal_positions(int64_t frames, int64_t d_model, const at::Tenso
   return table.narrow(1, 0, d_model).to(opts);
 }
 
+ConvModuleImpl::ConvModuleImpl(int64_t d_model, int64_t kernel) : kernel_(kernel) {
+  if (kernel < 1) throw asr::Error("model.encoder.conv_kernel: must be at least 1 for a convolution module");
+  in_ = register_module("in", torch::nn::Linear(d_model, 2 * d_model));
+  // A depthwise Conv1d's parameters, initialized as torch::nn::Conv1d would
+  // (fan-in = kernel); applied with at::conv1d on frames unpacked per utterance.
+  const double bound = 1.0 / std::sqrt(static_cast<double>(kernel));
+  depthwise_weight_ = register_parameter("depthwise_weight", torch::empty({d_model, 1, kernel}).uniform_(-bound, bound));
+  depthwise_bias_ = register_parameter("depthwise_bias", torch::empty({d_model}).uniform_(-bound, bound));
+  norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+  out_ = register_module("out", torch::nn::Linear(d_model, d_model));
+}
+
+at::Tensor ConvModuleImpl::forward(const at::Tensor& x, const PackedFrames& packed) {
+  const int64_t b = packed.batch, t = packed.frames, d = x.size(1);
+  auto h = torch::glu(in_->forward(x), -1);  // [N, D]
+  // Padded [B, D, T] with zeros past every length, so each utterance's
+  // convolution sees only its own frames and zeros beyond them.
+  auto padded = torch::zeros({b * t, d}, h.options()).index_copy(0, packed.rows, h).view({b, t, d}).transpose(1, 2);
+  const int64_t left = (kernel_ - 1) / 2, right = kernel_ - 1 - left;
+  auto y = at::conv1d(at::constant_pad_nd(padded, {left, right}), depthwise_weight_.to(h.scalar_type()),
+                      depthwise_bias_.to(h.scalar_type()), at::IntArrayRef{1}, at::IntArrayRef{0},
+                      at::IntArrayRef{1}, d);
+  y = y.transpose(1, 2).reshape({b * t, d}).index_select(0, packed.rows);
+  return out_->forward(torch::silu(norm_->forward(y)));
+}
+
 EncoderLayerImpl::EncoderLayerImpl(int64_t d_model, int64_t heads, int64_t ff_dim, double dropout,
-                                   double attention_dropout, bool pre_ln)
+                                   double attention_dropout, bool pre_ln, int64_t conv_kernel)
     : heads_(heads), pre_ln_(pre_ln), dropout_(dropout), attn_dropout_(attention_dropout) {
   qkv_ = register_module("qkv", torch::nn::Linear(d_model, 3 * d_model));
   proj_ = register_module("proj", torch::nn::Linear(d_model, d_model));
@@ -33,6 +59,10 @@ EncoderLayerImpl::EncoderLayerImpl(int64_t d_model, int64_t heads, int64_t ff_di
   ff2_ = register_module("ff2", torch::nn::Linear(ff_dim, d_model));
   norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
   norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+  if (conv_kernel > 0) {
+    conv_ = register_module("conv", ConvModule(d_model, conv_kernel));
+    norm_conv_ = register_module("norm_conv", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+  }
 }
 
 at::Tensor attend_each_utterance(const at::Tensor& qkv, const PackedFrames& packed, int64_t heads, double dropout,
@@ -101,9 +131,11 @@ at::Tensor EncoderLayerImpl::forward(const at::Tensor& x, const PackedFrames& pa
   auto ff = [&](const at::Tensor& h) { return ff2_->forward(drop(torch::relu(ff1_->forward(h)))); };
   if (pre_ln_) {
     auto h = x + drop(attention(norm1_->forward(x), packed));
+    if (conv_) h = h + drop(conv_->forward(norm_conv_->forward(h), packed));
     return h + drop(ff(norm2_->forward(h)));
   }
   auto h = norm1_->forward(x + drop(attention(x, packed)));
+  if (conv_) h = norm_conv_->forward(h + drop(conv_->forward(h, packed)));
   return norm2_->forward(h + drop(ff(h)));
 }
 
@@ -131,7 +163,7 @@ TransformerEncoderImpl::TransformerEncoderImpl(const EncoderConfig& cfg)
     layers_.push_back(register_module(
         "layer" + std::to_string(i),
         EncoderLayer(cfg.d_model, cfg.heads, static_cast<int64_t>(cfg.ff_mult) * cfg.d_model, cfg.dropout,
-                     cfg.attention_dropout, cfg.pre_ln)));
+                     cfg.attention_dropout, cfg.pre_ln, cfg.conv_kernel)));
   }
   // Pre-LN leaves the residual stream unnormalized; close it with one norm.
   if (pre_ln_) final_norm_ = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.d_model})));

@@ -111,7 +111,18 @@ void require_positive(int value, const char* key) {
 
 FrontendOutput Frontend::forward(const at::Tensor& waveform, const at::Tensor& lengths) {
   auto lens = lengths.to(torch::kLong);
-  return use_generic(kernels_, waveform) ? forward_batched(waveform, lens) : forward_each(waveform, lens);
+  auto out = use_generic(kernels_, waveform) ? forward_batched(waveform, lens) : forward_each(waveform, lens);
+  if (output_norm_) {
+    // Per frame, so no statistic reads padding; padded frames are zeroed again.
+    auto mask = frame_mask(to_vector(out.lengths), out.features.size(1), out.features.device()).transpose(1, 2);
+    out.features = output_norm_->forward(out.features) * mask.to(out.features.scalar_type());
+  }
+  return out;
+}
+
+void Frontend::add_output_norm(const FrontendConfig& cfg, int64_t d_model) {
+  if (cfg.output_norm)
+    output_norm_ = register_module("output_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
 }
 
 MaskedNorm Frontend::add_norm(const std::string& name, NormKind kind, int64_t channels, int64_t groups) {
@@ -169,6 +180,7 @@ WaveformFrontend::WaveformFrontend(const FrontendConfig& cfg, int64_t d_model)
     in_ch = hidden;
   }
   out_ = register_module("out", torch::nn::Conv1d(torch::nn::Conv1dOptions(in_ch, d_model, 1)));
+  add_output_norm(cfg, d_model);
 }
 
 at::Tensor WaveformFrontend::output_lengths(const at::Tensor& input_lengths) const {
@@ -291,6 +303,7 @@ LogMelFrontend::LogMelFrontend(const FrontendConfig& cfg, int64_t sample_rate, i
     in_ch = hidden;
   }
   out_ = register_module("out", torch::nn::Conv1d(torch::nn::Conv1dOptions(in_ch, d_model, 1)));
+  add_output_norm(cfg, d_model);
 }
 
 at::Tensor LogMelFrontend::output_lengths(const at::Tensor& input_lengths) const {

@@ -31,6 +31,9 @@ Fields model_config_fields(ModelConfig& m, const std::string& prefix) {
        "normalization inside the frontend; all three ignore padding. `\"batch\"` statistics are synchronized "
        "over all ranks (the global batch)"},
       {fe + "norm_groups", &f.norm_groups, at_least(1), "groups for `\"group\"` norm"},
+      {fe + "output_norm", &f.output_norm, any(),
+       "layer norm over `d_model` on each output frame: the encoder input gets unit scale, above the positional "
+       "encoding, whatever the convolutions' initialization"},
 
       {enc + "d_model", &e.d_model, at_least(1), "model width"},
       {enc + "layers", &e.layers, at_least(1), "transformer layers"},
@@ -40,6 +43,9 @@ Fields model_config_fields(ModelConfig& m, const std::string& prefix) {
       {enc + "attention_dropout", &e.attention_dropout, within(0, 1, true),
        "dropout on attention weights (costs a random draw per score, so off by default)"},
       {enc + "pre_ln", &e.pre_ln, any(), "layer norm before (true) or after (false, the seed's) each sublayer"},
+      {enc + "conv_kernel", &e.conv_kernel, within(0, 255),
+       "width of a depthwise convolution module after each layer's attention (Conformer-style: pointwise + GLU, "
+       "depthwise conv, layer norm, SiLU, pointwise); 0 = none, the seed's plain Transformer layer"},
 
       {vq + "enabled", &r.enabled, any(), "residual vector quantization between encoder and CTC head"},
       {vq + "codebooks", &r.codebooks, at_least(1), "number of residual codebooks"},

@@ -240,6 +240,7 @@ RvqOutput ResidualVQImpl::forward(const at::Tensor& x_in, const at::Tensor& leng
   const int64_t b = x_in.size(0), t = x_in.size(1), d = x_in.size(2);
   const int64_t nbooks = cfg_.codebooks, k = cfg_.codes;
   auto x = x_in.to(codebooks_.scalar_type());
+  if (!initialized() && (!train || bypass_)) return pass_through(x);
   const auto packed = pack_frames(lengths, b, t, x.device());
   // Only valid frames are quantized: padding never reaches a codebook.
   auto rows = x.reshape({-1, d}).index_select(0, packed.rows);
@@ -295,7 +296,19 @@ RvqOutput ResidualVQImpl::forward(const at::Tensor& x_in, const at::Tensor& leng
   return out;
 }
 
+RvqOutput ResidualVQImpl::pass_through(const at::Tensor& x) const {
+  RvqOutput out;
+  out.quantized = x;
+  out.loss = torch::zeros({}, x.options());
+  out.codes = torch::full({x.size(0), x.size(1), cfg_.codebooks}, -1,
+                          torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+  return out;
+}
+
 void ResidualVQImpl::reduce_statistics() {
+  // Codebooks not initialized yet (bypassed) have nothing to reduce, on any
+  // rank: they are initialized on every rank at the same step.
+  if (!initialized()) return;
   torch::NoGradGuard no_grad;
   const auto opts = codebooks_.options().requires_grad(false);
   // A rank without pending statistics (it dropped the step) contributes zeros.
@@ -312,7 +325,7 @@ void ResidualVQImpl::reduce_statistics() {
 }
 
 void ResidualVQImpl::apply_statistics() {
-  if (!pending_.counts.defined()) return;
+  if (!pending_.counts.defined() || !initialized()) return;
   torch::NoGradGuard no_grad;
   usage_.add_(pending_.counts);
   last_counts_ = pending_.counts;

@@ -52,9 +52,12 @@ Fields optimizer_fields(TrainConfig& c) {
        "where cosine reaches its floor; 0 = `train.max_steps`"},
       {"schedule.min_lr_ratio", &s.min_lr_ratio, within(0, 1), "cosine floor as a fraction of `optim.lr`"},
 
-      {"vq_warmup.start", &w.start, at_least(0), "VQ loss weight at step 0"},
+      {"vq_warmup.start", &w.start, at_least(0), "VQ loss weight at step 0 (or at `vq_warmup.bypass_steps`)"},
       {"vq_warmup.end", &w.end, at_least(0), "weight from `vq_warmup.steps` on"},
       {"vq_warmup.steps", &w.steps, within(0, kMaxInt64), "length of the linear ramp"},
+      {"vq_warmup.bypass_steps", &w.bypass_steps, within(0, kMaxInt64),
+       "steps at the start during which the RVQ passes the encoder output through unquantized (no VQ loss); "
+       "k-means then initializes the codebooks on the learned features and the weight ramp starts"},
   };
 }
 

@@ -34,6 +34,8 @@ LrSchedule LrSchedule::for_run(double peak, int64_t max_steps) const {
 }
 
 double VqWeightSchedule::weight_at(int64_t step) const {
+  if (bypassed(step)) return 0.0;  // no VQ loss while the RVQ is bypassed
+  step -= bypass_steps;
   if (steps <= 0 || step >= steps) return end;
   double t = static_cast<double>(step) / static_cast<double>(steps);
   return start + (end - start) * t;

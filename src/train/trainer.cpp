@@ -368,10 +368,13 @@ int Trainer::Impl::train_epoch(const BatchSampler& sampler) {
 }
 
 void Trainer::Impl::initialize_codebooks(std::vector<Batch>& first) {
-  // Once per run, on every rank at the same step: k-means on the encoder
-  // output of this step's first micro-batch (collectives inside).
+  // Once per run, on every rank at the same step (the first one after
+  // vq_warmup.bypass_steps): k-means on the encoder output of this step's
+  // first micro-batch (collectives inside). Until then the RVQ is bypassed.
   auto& rvq = model->rvq();
-  if (!rvq || rvq->initialized()) return;
+  if (!rvq) return;
+  rvq->set_bypass(cfg.vq_warmup.bypassed(progress.step));
+  if (rvq->initialized() || cfg.vq_warmup.bypassed(progress.step)) return;
   Batch& b = first.front();
   distributed::flight_set_step(progress.step + 1, 0);
   distributed::flight_set_utterances(b.ids);

@@ -29,10 +29,28 @@ at::Tensor attend_each_utterance(const at::Tensor& qkv, const PackedFrames& pack
 at::Tensor attend_padded(const at::Tensor& qkv, const PackedFrames& packed, int64_t heads, double dropout,
                          bool training);
 
+// The convolution module of a layer: pointwise conv to 2D + GLU, a depthwise
+// conv over each utterance's own frames (zeros past its ends, as if alone),
+// layer norm, SiLU, pointwise conv. It models the local context attention
+// finds hard to learn from little data.
+class ConvModuleImpl : public torch::nn::Module {
+ public:
+  ConvModuleImpl(int64_t d_model, int64_t kernel);
+  // x: [N, d_model] packed frames; returns the same shape.
+  at::Tensor forward(const at::Tensor& x, const PackedFrames& packed);
+
+ private:
+  torch::nn::Linear in_{nullptr}, out_{nullptr};
+  at::Tensor depthwise_weight_, depthwise_bias_;  // [D, 1, K], [D]
+  torch::nn::LayerNorm norm_{nullptr};
+  int64_t kernel_;
+};
+TORCH_MODULE(ConvModule);
+
 class EncoderLayerImpl : public torch::nn::Module {
  public:
   EncoderLayerImpl(int64_t d_model, int64_t heads, int64_t ff_dim, double dropout, double attention_dropout,
-                   bool pre_ln);
+                   bool pre_ln, int64_t conv_kernel = 0);
   // x: [N, d_model], the batch's valid frames as packed.
   at::Tensor forward(const at::Tensor& x, const PackedFrames& packed);
   void set_kernel_path(KernelPath path) { kernels_ = path; }
@@ -43,7 +61,8 @@ class EncoderLayerImpl : public torch::nn::Module {
   int64_t heads_;
   bool pre_ln_;
   torch::nn::Linear qkv_{nullptr}, proj_{nullptr}, ff1_{nullptr}, ff2_{nullptr};
-  torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
+  torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr}, norm_conv_{nullptr};
+  ConvModule conv_{nullptr};
   double dropout_, attn_dropout_;
 };
 TORCH_MODULE(EncoderLayer);

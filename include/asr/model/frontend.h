@@ -17,6 +17,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/normalization.h>
 
 #include <memory>
 #include <vector>
@@ -57,9 +58,12 @@ class Frontend : public torch::nn::Module {
   virtual FrontendOutput forward_each(const at::Tensor& waveform, const at::Tensor& lengths) = 0;
   virtual FrontendOutput forward_batched(const at::Tensor& waveform, const at::Tensor& lengths) = 0;
   MaskedNorm add_norm(const std::string& name, NormKind kind, int64_t channels, int64_t groups);
+  // model.frontend.output_norm: a layer norm over the `d_model` output channels.
+  void add_output_norm(const FrontendConfig& cfg, int64_t d_model);
 
  private:
   KernelPath kernels_ = KernelPath::automatic;
+  torch::nn::LayerNorm output_norm_{nullptr};
   std::vector<MaskedNorm> norms_;
 };
 

@@ -26,6 +26,9 @@ struct FrontendConfig {
   std::vector<int> subsample_strides = {2, 2, 2};
   std::string norm = "group";  // "batch", "group", "layer" (all ignore padding)
   int norm_groups = 8;
+  // Layer norm over d_model on every output frame, so the encoder's input has
+  // unit scale whatever the convolutions' initialization (docs/training.md).
+  bool output_norm = false;
 };
 
 struct EncoderConfig {
@@ -39,6 +42,11 @@ struct EncoderConfig {
   // about 5% of a CPU training step, so it is off unless asked for.
   double attention_dropout = 0.0;
   bool pre_ln = true;
+  // A convolution module in every layer (Conformer-style, after attention):
+  // pointwise conv + GLU, depthwise conv of this width over each utterance's
+  // frames, layer norm, SiLU, pointwise conv. 0 = none (the seed's plain
+  // Transformer layer).
+  int conv_kernel = 0;
 };
 
 struct RvqConfig {

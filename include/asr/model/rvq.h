@@ -68,6 +68,14 @@ class ResidualVQImpl : public torch::nn::Module {
     apply_statistics();
   }
 
+  // Until the codebooks are initialized, an evaluation forward passes its
+  // input through unquantized (no loss, codes -1), and so does a training
+  // forward while bypassed: the trainer bypasses the RVQ for the first
+  // vq_warmup.bypass_steps steps, so that the encoder learns features before
+  // k-means initializes the codebooks on them. Unbypassed, a training forward
+  // initializes uninitialized codebooks itself (k-means or as they are).
+  void set_bypass(bool bypass) { bypass_ = bypass; }
+
   // nullptr (the default) = purely local statistics.
   void set_communicator(distributed::Communicator* comm) { comm_ = comm; }
 
@@ -96,10 +104,12 @@ class ResidualVQImpl : public torch::nn::Module {
   at::Tensor row_keys_for(const at::Tensor& utterance_keys, const at::Tensor& lengths, int64_t batch,
                           int64_t frames) const;
   void keep_counters_on_cpu();
+  RvqOutput pass_through(const at::Tensor& x) const;
 
   RvqConfig cfg_;
   int64_t dim_;
   distributed::Communicator* comm_ = nullptr;
+  bool bypass_ = false;
   at::Tensor codebooks_;               // [N, K, D]
   at::Tensor ema_count_, ema_sum_;     // [N, K], [N, K, D] (EMA mode)
   at::Tensor usage_;                   // [N, K] assignments in the current window (all ranks)

@@ -20,12 +20,17 @@ struct LrSchedule {
 };
 
 // The seed's VQ loss weight warmup: linear from `start` to `end` over
-// `steps`; the [vq_warmup] section of the config.
+// `steps`; the [vq_warmup] section of the config. With `bypass_steps`, the
+// RVQ passes the encoder output through unquantized for that many steps,
+// its codebooks are initialized on the features learned by then, and the
+// ramp starts at that step.
 struct VqWeightSchedule {
   double start = 10.0;
   double end = 0.5;
   int64_t steps = 1000;
+  int64_t bypass_steps = 0;
 
+  bool bypassed(int64_t step) const { return step < bypass_steps; }
   double weight_at(int64_t step) const;
 };
 
