@@ -33,8 +33,11 @@ std::map<std::string, std::string> read_reference_tsv(const std::string& path) {
 UtteranceScore score_utterance(const std::string& id, const std::string& reference, const std::string& hypothesis) {
   UtteranceScore u;
   u.id = id;
+  // Both sides normalized alike (training evaluation does the same): a
+  // hypothesis's <unk> pieces (" ⁇ ") and stray spaces are not characters a
+  // reference can hold.
   u.reference = normalize_transcript(reference);
-  u.hypothesis = hypothesis;
+  u.hypothesis = normalize_transcript(hypothesis);
   u.chars = char_errors(u.reference, u.hypothesis);
   u.word_alignment = align_tokens(split_words(u.reference), split_words(u.hypothesis));
   u.words = u.word_alignment.counts;

@@ -26,19 +26,19 @@ at::Tensor sinusoidal_positions(int64_t frames, int64_t d_model, const at::Tenso
 
 ConvModuleImpl::ConvModuleImpl(int64_t d_model, int64_t kernel) : kernel_(kernel) {
   if (kernel < 1) throw asr::Error("model.encoder.conv_kernel: must be at least 1 for a convolution module");
-  in_ = register_module("in", torch::nn::Linear(d_model, 2 * d_model));
+  expand_ = register_module("expand", torch::nn::Linear(d_model, 2 * d_model));
   // A depthwise Conv1d's parameters, initialized as torch::nn::Conv1d would
   // (fan-in = kernel); applied with at::conv1d on frames unpacked per utterance.
   const double bound = 1.0 / std::sqrt(static_cast<double>(kernel));
   depthwise_weight_ = register_parameter("depthwise_weight", torch::empty({d_model, 1, kernel}).uniform_(-bound, bound));
   depthwise_bias_ = register_parameter("depthwise_bias", torch::empty({d_model}).uniform_(-bound, bound));
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
-  out_ = register_module("out", torch::nn::Linear(d_model, d_model));
+  project_ = register_module("project", torch::nn::Linear(d_model, d_model));
 }
 
 at::Tensor ConvModuleImpl::forward(const at::Tensor& x, const PackedFrames& packed) {
   const int64_t b = packed.batch, t = packed.frames, d = x.size(1);
-  auto h = torch::glu(in_->forward(x), -1);  // [N, D]
+  auto h = torch::glu(expand_->forward(x), -1);  // [N, D]
   // Padded [B, D, T] with zeros past every length, so each utterance's
   // convolution sees only its own frames and zeros beyond them.
   auto padded = torch::zeros({b * t, d}, h.options()).index_copy(0, packed.rows, h).view({b, t, d}).transpose(1, 2);
@@ -47,7 +47,7 @@ at::Tensor ConvModuleImpl::forward(const at::Tensor& x, const PackedFrames& pack
                       depthwise_bias_.to(h.scalar_type()), at::IntArrayRef{1}, at::IntArrayRef{0},
                       at::IntArrayRef{1}, d);
   y = y.transpose(1, 2).reshape({b * t, d}).index_select(0, packed.rows);
-  return out_->forward(torch::silu(norm_->forward(y)));
+  return project_->forward(torch::silu(norm_->forward(y)));
 }
 
 EncoderLayerImpl::EncoderLayerImpl(int64_t d_model, int64_t heads, int64_t ff_dim, double dropout,

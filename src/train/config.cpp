@@ -27,6 +27,9 @@ Fields run_fields(TrainConfig& c) {
       {"data.valid_split", &d.valid_split, nonempty(), "split evaluated every `eval.every` steps"},
       {"data.loader_threads", &d.loader_threads, within(1, 256),
        "threads that read, resample and augment audio ahead of the step"},
+      {"data.tokenizer", &d.tokenizer, one_of({"any", "char", "bpe", "unigram"}),
+       "the tokenizer type this recipe is made for (`asr_preprocess --tokenizer`); a dataset preprocessed with "
+       "another is refused. `\"any\"` accepts every dataset"},
       {"data.verify_checksums", &d.verify_checksums, any(),
        "compare each shard's and the tokenizer's CRC-32C with `manifest.json` when the dataset is opened "
        "([data-format.md](data-format.md)); false skips only this, not the other checks"},

@@ -9,6 +9,7 @@
 #include "asr/distributed/communicator.h"
 #include "asr/model/asr_model.h"
 #include "asr/model/transfer.h"
+#include "asr/text/normalize.h"
 #include "asr/text/tokenizer.h"
 #include "asr/train/batch_loader.h"
 #include "asr/train/batch_sampler.h"
@@ -54,7 +55,8 @@ EvalResult evaluate_split(model::AsrModelImpl& model, const Dataset& dataset, co
     auto decoded = ctc_greedy_decode_batch(log_probs, lengths, tokenizer.blank_id());
     for (int64_t k = 0; k < batch.size(); ++k) {
       const auto& ids = decoded[static_cast<size_t>(k)].ids;
-      std::string hyp = tokenizer.decode(std::vector<int>(ids.begin(), ids.end()));
+      // Normalized as asr_decode scores it: <unk> pieces (" ⁇ ") are not characters.
+      std::string hyp = normalize_transcript(tokenizer.decode(std::vector<int>(ids.begin(), ids.end())));
       const std::string& ref = batch.texts[static_cast<size_t>(k)];
       result.chars += char_errors(ref, hyp);
       result.words += word_errors(ref, hyp);

@@ -1,4 +1,5 @@
 #include "asr/train/run_plan.h"
+#include "asr/train/run_setup.h"
 
 #include <fmt/format.h>
 
@@ -200,6 +201,7 @@ RunPlan plan_run(const TrainConfig& config, int world) {
   if (world < 1) throw Error("--world-size must be at least 1 (got " + std::to_string(world) + ")");
   if (config.data.dir.empty()) throw Error("--plan needs the dataset: set data.dir or pass --data DIR");
   const Dataset data = Dataset::open(config.data.dir, config.data.train_split);
+  check_dataset_matches_config(config, data);
   PlanInputs in{config, world, data, nullptr, config.train.device != "cpu", false, std::max(1, config.optim.accumulate)};
   in.cfg.model.sample_rate = data.sample_rate();
   in.cfg.model.vocab_size = data.vocab_size();

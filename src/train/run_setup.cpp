@@ -12,6 +12,7 @@
 #include "asr/core/error.h"
 #include "asr/core/exclusive_lock.h"
 #include "asr/core/log.h"
+#include "asr/data/dataset.h"
 #include "asr/distributed/communicator.h"
 #include "asr/distributed/device.h"
 #include "asr/distributed/root_decision.h"
@@ -19,6 +20,18 @@
 
 namespace asr {
 namespace fs = std::filesystem;
+
+void check_dataset_matches_config(const TrainConfig& config, const Dataset& data) {
+  const std::string& wanted = config.data.tokenizer;
+  if (wanted == "any") return;
+  const auto& options = data.manifest().value("options", nlohmann::json::object());
+  const std::string have = options.value("tokenizer", std::string("unknown"));
+  if (have == wanted) return;
+  throw Error(fmt::format("data.tokenizer: this config is made for a \"{}\" tokenizer but {} was preprocessed with "
+                          "\"{}\"; preprocess the corpus again with asr_preprocess --tokenizer {} (into another "
+                          "directory), or set data.tokenizer = \"any\" to train on it anyway",
+                          wanted, data.dir(), have, wanted));
+}
 
 void configure_determinism(const TrainConfig& config) {
   if (!config.train.deterministic) return;

@@ -128,7 +128,9 @@ Dataset open_train_split(const TrainConfig& cfg) {
     throw Error("no dataset given: set data.dir in the config or pass --data DIR (an asr_preprocess output)");
   // Every rank opens the same dataset read-only; Dataset::open checks it
   // against its manifest (and the checksums unless data.verify_checksums = false).
-  return Dataset::open(cfg.data.dir, cfg.data.train_split, cfg.data.verify_checksums);
+  Dataset data = Dataset::open(cfg.data.dir, cfg.data.train_split, cfg.data.verify_checksums);
+  check_dataset_matches_config(cfg, data);
+  return data;
 }
 
 // Parameters then buffers (batch-norm statistics, codebooks kept as buffers):

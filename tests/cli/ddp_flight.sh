@@ -25,14 +25,15 @@ wait_dumps() {
 }
 
 # 1. SIGUSR2 on a live run: every rank dumps, the run goes on to the end.
-launch 2 "$WORK/usr2" --max-steps 8
+# (30 steps: the signal must find the ranks still training, however fast they are.)
+launch 2 "$WORK/usr2" --max-steps 30
 wait_step "$WORK/usr2" 2
 kill -USR2 "${PIDS[@]}"
 wait_dumps "$WORK/usr2" 2 SIGUSR2
 for r in 0 1; do
   wait "${PIDS[$r]}" || { cat "$WORK/usr2.$r.log"; fail "rank $r did not finish after SIGUSR2"; }
 done
-wait_step "$WORK/usr2" 8
+wait_step "$WORK/usr2" 30
 python3 - "$WORK/usr2/flight/rank-00001.json" <<'PY' || fail "rank 1's SIGUSR2 dump is not as documented"
 import json, sys
 d = json.load(open(sys.argv[1]))

@@ -34,4 +34,22 @@ for what in "problem(s) found by --plan" "64 ranks but only" \
   grep -qF "$what" "$WORK/big.err" || { cat "$WORK/big.err"; fail "the problems do not include '$what'"; }
 done
 [[ $rc2 == 2 ]] && grep -q -- "--plan needs --world-size" "$WORK/noworld.err" || fail "--plan without --world-size"
+
+# data.tokenizer: a recipe made for character targets refuses this BPE dataset
+# (before any rank starts, in --plan and in training alike), naming the fix.
+"$BIN/asr_ddp" "${TINY[@]}" "${PLAN_SET[@]}" --set data.tokenizer=bpe --plan --world-size 2 >/dev/null 2>"$WORK/tok-ok.err" ||
+  { cat "$WORK/tok-ok.err"; fail "data.tokenizer=bpe refused a bpe dataset"; }
+for mode in plan train; do
+  args=(--plan --world-size 2)
+  [[ $mode == train ]] && args=(--run-dir "$WORK/tok-run" --max-steps 1)
+  set +e
+  "$BIN/asr_ddp" "${TINY[@]}" "${PLAN_SET[@]}" --set data.tokenizer=char "${args[@]}" >"$WORK/tok.out" 2>"$WORK/tok.err"
+  rc=$?
+  set -e
+  [[ $rc != 0 ]] || fail "$mode: a char recipe trained on a bpe dataset"
+  grep -qF 'made for a "char" tokenizer' "$WORK/tok.err" && grep -qF 'preprocessed with "bpe"' "$WORK/tok.err" &&
+    grep -qF "asr_preprocess --tokenizer char" "$WORK/tok.err" ||
+    { cat "$WORK/tok.out" "$WORK/tok.err"; fail "$mode: the tokenizer mismatch is not named with its fix"; }
+done
+[[ ! -e $WORK/tok-run/checkpoints ]] || fail "the refused run wrote checkpoints"
 echo "ok: planned $planned steps per epoch on 2 ranks, trained $trained; the problems named at 64 ranks"

@@ -81,12 +81,18 @@ TEST(Frontend, UnknownKindOrNormIsAnError) {
 }
 
 // An utterance's outputs must not depend on its batch-mates or padding.
-class PaddingInvariance : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+// `extras` adds the frontend's output layer norm and the encoder's
+// convolution module, whose depthwise kernel spans many frames.
+class PaddingInvariance : public ::testing::TestWithParam<std::tuple<std::string, std::string, bool>> {};
 
 TEST_P(PaddingInvariance, AloneEqualsPaddedInBatch) {
-  auto [norm, kind] = GetParam();
+  auto [norm, kind, extras] = GetParam();
   torch::manual_seed(1);
   auto cfg = small_config(norm, kind);
+  if (extras) {
+    cfg.frontend.output_norm = true;
+    cfg.encoder.conv_kernel = 7;
+  }
   cfg.rvq.enabled = false;  // a code flip from 1e-7 noise would not be a padding bug
   AsrModel model(cfg);
   if (norm == "batch") {  // give the running statistics non-trivial values
@@ -111,7 +117,7 @@ TEST_P(PaddingInvariance, AloneEqualsPaddedInBatch) {
 
 INSTANTIATE_TEST_SUITE_P(Norms, PaddingInvariance,
                          ::testing::Combine(::testing::Values("group", "layer", "batch"),
-                                            ::testing::Values("waveform", "logmel")));
+                                            ::testing::Values("waveform", "logmel"), ::testing::Bool()));
 
 TEST(MaskedNorm, BatchStatisticsIgnorePadding) {
   torch::manual_seed(2);
@@ -285,4 +291,26 @@ TEST(Encoder, PerUtteranceAttentionEqualsPaddedAttention) {
   ASSERT_EQ(each.sizes(), (std::vector<int64_t>{17, d}));
   EXPECT_TRUE(torch::allclose(each, padded, 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(each_grad, padded_grad, 1e-5, 1e-6));
+}
+
+// The convolution module sees each utterance's own frames only: a change to
+// one frame reaches its neighbours within kernel/2 and nothing else, not the
+// other utterance packed next to it.
+TEST(Encoder, ConvModuleMixesOnlyNearbyFramesOfOneUtterance) {
+  torch::manual_seed(9);
+  const int64_t d = 8, kernel = 5;
+  ConvModule conv(d, kernel);
+  auto packed = pack_frames(torch::tensor({12L, 7L}), 2, 12, torch::kCPU);
+  ASSERT_EQ(packed.rows.numel(), 19);
+  torch::NoGradGuard ng;
+  auto x = torch::randn({19, d});
+  auto base = conv->forward(x, packed);
+  auto changed_input = x.clone();
+  changed_input[6] += 5.0;  // frame 6 of the first utterance
+  auto changed = (conv->forward(changed_input, packed) - base).abs().amax(1) > 1e-6;
+  for (int64_t row = 0; row < 19; ++row) {
+    const bool near = row < 12 && std::abs(row - 6) <= kernel / 2;
+    EXPECT_EQ(changed[row].item<bool>(), near) << "packed row " << row;
+  }
+  EXPECT_THROW(ConvModule(d, 0), asr::Error);
 }

@@ -195,3 +195,41 @@ TEST(Rvq, CodebookLossTrainsCodesAndCommitsEncoder) {
   EXPECT_TRUE(torch::isfinite(x.grad()).all().item<bool>());
   EXPECT_GT((x.grad() - 1).abs().sum().item<float>(), 0.0f);
 }
+
+// vq_warmup.bypass_steps: until the codebooks are initialized, evaluation and
+// bypassed training pass the features through and touch no statistics and
+// no collective; the first unbypassed training step initializes them.
+TEST(Rvq, BypassedUntilInitializedPassesFeaturesThrough) {
+  torch::manual_seed(6);
+  auto cfg = config(2, 4);
+  cfg.kmeans_init = true;
+  cfg.kmeans_iters = 2;
+  ResidualVQ vq(cfg, 2);
+  RecordingCommunicator comm;
+  vq->set_communicator(&comm);
+  auto x = clustered(8).unsqueeze(0);
+  auto lengths = torch::tensor({32L});
+  const auto before = vq->codebooks().clone();
+  for (bool train : {false, true}) {
+    SCOPED_TRACE(train ? "bypassed training" : "evaluation");
+    vq->set_bypass(train);
+    auto out = vq->forward(x, lengths, train);
+    EXPECT_TRUE(torch::equal(out.quantized, x));
+    EXPECT_EQ(out.loss.item<float>(), 0.0f);
+    EXPECT_TRUE((out.codes == -1).all().item<bool>());
+    vq->update();
+    EXPECT_FALSE(vq->initialized());
+  }
+  EXPECT_TRUE(torch::equal(vq->codebooks(), before));
+  EXPECT_EQ(comm.reduces + comm.gathers + comm.broadcasts, 0);
+
+  vq->set_bypass(false);
+  auto out = vq->forward(x, lengths, true);
+  EXPECT_TRUE(vq->initialized());
+  EXPECT_GT(comm.reduces, 0);  // k-means ran across ranks
+  EXPECT_TRUE((out.codes >= 0).all().item<bool>());
+  EXPECT_FALSE(torch::equal(out.quantized.detach(), x));
+  // Once initialized, a bypass flag no longer matters: the codes are in the path.
+  vq->set_bypass(true);
+  EXPECT_TRUE((vq->forward(x, lengths, false).codes >= 0).all().item<bool>());
+}

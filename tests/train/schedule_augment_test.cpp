@@ -39,6 +39,19 @@ TEST(VqWeightSchedule, SeedWarmup) {
   EXPECT_DOUBLE_EQ(w.weight_at(99999), 0.5);
 }
 
+TEST(VqWeightSchedule, BypassHasNoVqLossAndDelaysTheRamp) {
+  VqWeightSchedule w;
+  w.bypass_steps = 300;
+  EXPECT_TRUE(w.bypassed(0));
+  EXPECT_TRUE(w.bypassed(299));
+  EXPECT_FALSE(w.bypassed(300));
+  EXPECT_DOUBLE_EQ(w.weight_at(0), 0.0);
+  EXPECT_DOUBLE_EQ(w.weight_at(299), 0.0);
+  EXPECT_DOUBLE_EQ(w.weight_at(300), 10.0);
+  EXPECT_NEAR(w.weight_at(800), 5.25, 1e-12);
+  EXPECT_DOUBLE_EQ(w.weight_at(1300), 0.5);
+}
+
 TEST(Augment, DeterministicPerUtteranceAndActuallyChangesAudio) {
   std::vector<float> audio(16000);
   for (size_t i = 0; i < audio.size(); ++i) audio[i] = 0.5f * std::sin(0.05f * i);

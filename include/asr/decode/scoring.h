@@ -19,7 +19,7 @@ namespace asr {
 std::map<std::string, std::string> read_reference_tsv(const std::string& path);
 
 struct UtteranceScore {
-  std::string id, reference, hypothesis;  // reference normalized
+  std::string id, reference, hypothesis;  // both normalized (normalize_transcript)
   ErrorCounts chars, words;
   Alignment word_alignment;
 };

@@ -40,7 +40,7 @@ class ConvModuleImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const PackedFrames& packed);
 
  private:
-  torch::nn::Linear in_{nullptr}, out_{nullptr};
+  torch::nn::Linear expand_{nullptr}, project_{nullptr};
   at::Tensor depthwise_weight_, depthwise_bias_;  // [D, 1, K], [D]
   torch::nn::LayerNorm norm_{nullptr};
   int64_t kernel_;

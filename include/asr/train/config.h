@@ -27,6 +27,10 @@ struct DataConfig {
   std::string valid_split = "val";    // asr_preprocess writes train, val and test
   int loader_threads = 2;             // threads decoding/augmenting audio for the prefetcher
   bool verify_checksums = true;       // CRC-32C of shards and tokenizer against the manifest when opened
+  // The tokenizer type the recipe is made for ("char", "bpe", "unigram"), or
+  // "any": a dataset preprocessed with another is refused before training
+  // (a character recipe's frame rate cannot fit BPE's pace and vice versa).
+  std::string tokenizer = "any";
 };
 
 struct OptimConfig {

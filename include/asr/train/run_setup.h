@@ -8,6 +8,12 @@
 
 namespace asr {
 
+class Dataset;
+
+// Refuses a dataset the config is not made for (data.tokenizer), naming
+// both tokenizers and the asr_preprocess flag that fixes it.
+void check_dataset_matches_config(const TrainConfig& config, const Dataset& data);
+
 // Creates the run directory (rank 0; the others wait), writes the effective
 // config as run_dir/config.toml, and sets up logging: rank 0 to the console
 // and every rank to run_dir/logs/rank-N.log. The first lines say what the
