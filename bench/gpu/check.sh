@@ -68,7 +68,8 @@ row "CUDA vs CPU forward/backward" "${cuda_line:-not run}" "fp32 (TF32 off) <= 1
 # --- base.toml on one GPU with NCCL ------------------------------------------
 BASE=(--config "$SRC/configs/base.toml" --data "$DATA" --set dist.backend=nccl --set eval.every=0
       --set checkpoint.every=0 --set train.log_every=20 --set log.progress=plain --set augment.enabled=false
-      --set schedule.warmup_steps=50)
+      --set schedule.warmup_steps=50 --set model.encoder.conv_kernel=0 --set vq_warmup.bypass_steps=0)
+# (reference.py has neither the convolution module nor the RVQ bypass: same work as it)
 nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 500 >"$OUT/util.txt" 2>/dev/null &
 smi=$!
 ASR_DUMP_BATCHES="$OUT/batches.txt" timeout 300 "$BIN/asr_ddp" "${BASE[@]}" --run-dir "$OUT/base" --max-steps "$STEPS" \

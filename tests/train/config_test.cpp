@@ -242,7 +242,7 @@ TEST(Config, ValidateConfigCatchesCodeEdits) {
 
 TEST(Config, ShippedConfigsLoadAndEveryKeyIsDocumented) {
   auto configs = asr::test::source_dir() / "configs";
-  for (const char* name : {"tiny.toml", "base.toml", "seed-parity.toml", "demo.toml"}) {
+  for (const char* name : {"tiny.toml", "base.toml", "seed-parity.toml", "demo.toml", "waveform-demo.toml"}) {
     SCOPED_TRACE(name);
     EXPECT_NO_THROW(asr::load_config((configs / name).string()));
   }
@@ -259,6 +259,17 @@ TEST(Config, ShippedConfigsLoadAndEveryKeyIsDocumented) {
   EXPECT_EQ(seed.model.frontend.kernel, 8);
   EXPECT_EQ(seed.model.frontend.hidden, 64);
   EXPECT_EQ(seed.train.max_batch_utterances, 8);
+  // The waveform recipes keep the seed's frontend (768x) and the RVQ in the path.
+  for (const char* name : {"base.toml", "waveform-demo.toml"}) {
+    SCOPED_TRACE(name);
+    auto c = asr::load_config((configs / name).string());
+    EXPECT_EQ(c.model.frontend.kind, "waveform");
+    EXPECT_EQ(c.model.frontend.pool, 3);
+    EXPECT_EQ(c.model.frontend.strides, (std::vector<int>{4, 4, 4, 4}));
+    EXPECT_TRUE(c.model.rvq.enabled);
+    EXPECT_EQ(c.data.tokenizer, "bpe");
+    EXPECT_GT(c.vq_warmup.bypass_steps, 0);
+  }
 
   std::ifstream in(asr::test::source_dir() / "docs" / "config.md");
   std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
