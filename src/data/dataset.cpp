@@ -371,6 +371,7 @@ int64_t Dataset::num_samples(size_t i) const {
 
 double Dataset::duration(size_t i) const { return static_cast<double>(num_samples(i)) / impl_->sample_rate; }
 const std::string& Dataset::id(size_t i) const { return impl_->ids.at(i); }
+const std::string& Dataset::normalized(size_t i) const { return impl_->normalized.at(i); }
 
 size_t Dataset::num_tokens(size_t i) const {
   const Shard& sh = impl_->shards[impl_->shard_of.at(i)];

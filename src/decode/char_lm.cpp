@@ -127,11 +127,14 @@ size_t CharNgramLm::num_contexts() const { return impl_->contexts.size(); }
 
 namespace asr {
 
-LmCorpus read_lm_corpus(const std::string& path, const std::vector<std::string>& exclude_ids) {
+LmCorpus read_lm_corpus(const std::string& path, const std::vector<std::string>& exclude_ids,
+                        const std::vector<std::string>& exclude_texts) {
   require_regular_input(path, "--lm-text");
   std::ifstream in(path);
   if (!in) throw Error("LM text " + path + ": cannot open the file");
   const std::unordered_set<std::string> exclude(exclude_ids.begin(), exclude_ids.end());
+  std::unordered_set<std::string> held_out_texts;
+  for (const auto& t : exclude_texts) held_out_texts.insert(normalize_transcript(t));
   LmCorpus corpus;
   std::string line;
   while (std::getline(in, line)) {
@@ -159,12 +162,16 @@ LmCorpus read_lm_corpus(const std::string& path, const std::vector<std::string>&
       continue;
     }
     std::string normalized = normalize_transcript(text);
+    if (held_out_texts.count(normalized)) {
+      ++corpus.excluded;
+      continue;
+    }
     if (!normalized.empty()) corpus.sentences.push_back(std::move(normalized));
   }
   if (in.bad()) throw Error("LM text " + path + ": read error");
   if (corpus.sentences.empty())
     throw Error("LM text " + path + ": no transcripts in it (after leaving out " + std::to_string(corpus.excluded) +
-                " lines whose ids are being decoded)");
+                " lines being decoded, by id or text)");
   return corpus;
 }
 

@@ -337,12 +337,16 @@ Work gather_work(const Cli& c, int rate, const std::vector<std::string>& paths) 
 // 5. Optional character LM, never trained on what is being scored.
 std::optional<asr::CharNgramLm> train_lm(const Cli& c, const Work& w) {
   if (c.lm_text.empty()) return std::nullopt;
-  std::vector<std::string> exclude;
+  std::vector<std::string> exclude, exclude_texts;
   for (const auto& in : w.inputs) exclude.push_back(in.id);
-  for (const auto& [id, text] : w.refs) exclude.push_back(id);
-  auto corpus = asr::read_lm_corpus(c.lm_text, exclude);
+  for (size_t i = 0; w.dataset && i < w.dataset->size(); ++i) exclude_texts.push_back(w.dataset->normalized(i));
+  for (const auto& [id, text] : w.refs) {
+    exclude.push_back(id);
+    exclude_texts.push_back(text);
+  }
+  auto corpus = asr::read_lm_corpus(c.lm_text, exclude, exclude_texts);
   auto lm = asr::CharNgramLm::train(corpus.sentences, c.lm_order);
-  std::fprintf(stderr, "asr_decode: character %d-gram LM from %zu transcripts of %s (%zu left out: being decoded)\n",
+  std::fprintf(stderr, "asr_decode: character %d-gram LM from %zu transcripts of %s (%zu left out: being decoded, by id or text)\n",
                c.lm_order, corpus.sentences.size(), c.lm_text.c_str(), corpus.excluded);
   return lm;
 }

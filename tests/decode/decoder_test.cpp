@@ -273,4 +273,14 @@ TEST(LmCorpus, ReadsEveryFormatAndLeavesOutDecodedIds) {
   EXPECT_THROW(asr::read_lm_corpus((dir / "none.txt").string(), {}), asr::Error);
 }
 
+TEST(LmCorpus, LeavesOutTheDecodedTextUnderAnotherId) {
+  TempDir dir;
+  std::ofstream(dir / "lm.txt") << "SYN1|Conveying Source.|Conveying Source.\nSYN2|Other text.|Other text.\n"
+                                   "SYN9|Conveying source|Conveying source\n";
+  // SYN9 is decoded; SYN1 speaks the same sentence and must not train the LM either.
+  auto c = asr::read_lm_corpus((dir / "lm.txt").string(), {"SYN9"}, {"Conveying source"});
+  EXPECT_EQ(c.excluded, 2u);
+  EXPECT_EQ(c.sentences, (std::vector<std::string>{"other text"}));
+}
+
 }  // namespace

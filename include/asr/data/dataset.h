@@ -51,6 +51,7 @@ class Dataset {
   int64_t num_samples(size_t i) const;
   double duration(size_t i) const;
   const std::string& id(size_t i) const;
+  const std::string& normalized(size_t i) const;  // the CTC target text, without reading audio
   size_t num_tokens(size_t i) const;
   // Thread-safe; throws std::out_of_range for i >= size().
   Utterance get(size_t i) const;

@@ -63,14 +63,17 @@ namespace asr {
 // Transcripts for training a CharNgramLm from a text file, normalized. Each
 // line is LJSpeech's metadata.csv form (id|raw|normalized: the last
 // non-empty field is used), `id<TAB>text`, or plain text without an id.
-// Lines whose id is in `exclude_ids` are dropped (so that references being
-// scored never train the LM); `excluded` receives their number. Throws
+// Lines whose id is in `exclude_ids`, or whose normalized text equals one of
+// `exclude_texts` (normalized here), are dropped, so that references being
+// scored never train the LM, not even as a repeat under another id (a
+// synthetic corpus speaks some sentences twice); `excluded` receives their number. Throws
 // asr::Error naming the file when it cannot be read or yields no text, and
 // asr::DataError before opening anything but a regular file (a FIFO would block).
 struct LmCorpus {
   std::vector<std::string> sentences;
   size_t excluded = 0;
 };
-LmCorpus read_lm_corpus(const std::string& path, const std::vector<std::string>& exclude_ids);
+LmCorpus read_lm_corpus(const std::string& path, const std::vector<std::string>& exclude_ids,
+                        const std::vector<std::string>& exclude_texts = {});
 
 }  // namespace asr
